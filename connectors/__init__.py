@@ -1,0 +1,32 @@
+"""Platform connectors: one module and one class per platform, registered here explicitly.
+
+A connector knows HTTP, authentication, pagination and the platform's payloads, and nothing
+else; policy (retries, storage, scheduling) lives in `monitor/`.
+"""
+
+from __future__ import annotations
+
+from connectors.base import Connector, ConnectorSettings, Event, FetchResult
+from connectors.errors import (
+    ConnectorAuthError,
+    ConnectorConnectionError,
+    ConnectorError,
+    ConnectorRateLimited,
+    ConnectorResponseError,
+)
+
+__all__ = [
+    "CONNECTORS",
+    "Connector",
+    "ConnectorAuthError",
+    "ConnectorConnectionError",
+    "ConnectorError",
+    "ConnectorRateLimited",
+    "ConnectorResponseError",
+    "ConnectorSettings",
+    "Event",
+    "FetchResult",
+]
+
+# platform name -> connector class; filled in as connectors land (style.md rule 6).
+CONNECTORS: dict[str, type[Connector]] = {}

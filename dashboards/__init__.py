@@ -1,0 +1,3 @@
+"""Grafana dashboards built from code."""
+
+__all__: list[str] = []

@@ -1,0 +1,325 @@
+"""The ``replywatch`` command line.
+
+Exit codes: 0 success; 1 the command ran but found problems (bad rows skipped); 2 unusable
+input (config, arguments, database). Errors are one line each, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime, time
+from itertools import islice
+from pathlib import Path
+from typing import TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from connectors.base import Event
+from monitor.config import ConfigError, default_config_path, load_config
+from monitor.context import AppContext
+from monitor.csv_import import BadRow, CsvFormatError, read_events
+from monitor.report_formats import render
+from monitor.secrets import SecretError
+from monitor.stats import account_stats
+from monitor.store import StoreError, current_revision, head_revision
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+_BATCH = 5000
+
+
+class UsageError(Exception):
+    """A command-line value that cannot be used."""
+
+
+def _parse_cli_time(text: str) -> datetime:
+    value = text.strip()
+    if value.lower() == "now":
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{text!r} is not an ISO 8601 date or time") from None
+    if len(value) == 10:
+        parsed = datetime.combine(parsed.date(), time(0))
+    # Command-line times without an offset are UTC, as the help says.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="replywatch",
+        description="Watch how fast a business answers its customers on social media.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML config (default: $REPLYWATCH_CONFIG; none: "
+        "built-in profiles, accounts created on import)",
+    )
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="store URL: sqlite:///file.db or postgresql://... "
+        "(default: $REPLYWATCH_DATABASE_URL, the config's database, then sqlite:///replywatch.db)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    check = commands.add_parser("check-config", help="validate the config and exit")
+    check.add_argument(
+        "--no-secrets",
+        action="store_true",
+        help="do not check that env:/file: secret references resolve",
+    )
+    check.set_defaults(handler=_check_config)
+
+    imp = commands.add_parser("import", help="load normalized events from a CSV file")
+    imp.add_argument(
+        "file",
+        help="CSV with platform, account, thread_id, message_id, "
+        "author_role, created_at (optional channel, rating, text); - for stdin",
+    )
+    imp.add_argument(
+        "--default-tz",
+        metavar="ZONE",
+        help="time zone for times written without an offset (default: reject)",
+    )
+    imp.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
+    imp.set_defaults(handler=_import)
+
+    stats = commands.add_parser("stats", help="print response figures per account")
+    stats.add_argument(
+        "--from",
+        dest="start",
+        type=_parse_cli_time,
+        metavar="TIME",
+        help="window start (default: the profile's window before --to)",
+    )
+    stats.add_argument(
+        "--to",
+        dest="end",
+        type=_parse_cli_time,
+        metavar="TIME",
+        help="window end, exclusive (default: --as-of)",
+    )
+    stats.add_argument(
+        "--as-of",
+        dest="as_of",
+        type=_parse_cli_time,
+        metavar="TIME",
+        help="evaluate as if it were this time (default: now); times without an offset are UTC",
+    )
+    stats.add_argument("--profile", help="judge every account by this profile")
+    stats.add_argument("--by", choices=("account", "channel", "tier"), default="account")
+    stats.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this account (repeatable)",
+    )
+    stats.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    stats.set_defaults(handler=_stats)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db.add_argument(
+        "action",
+        choices=("upgrade", "current"),
+        help="upgrade: apply migrations; current: show the schema revision",
+    )
+    db.set_defaults(handler=_db)
+    return parser
+
+
+def _check_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    path = args.config or default_config_path()
+    if path is None:
+        raise UsageError("no config given: use --config FILE or set REPLYWATCH_CONFIG")
+    config = load_config(path)
+    problems = [] if args.no_secrets else config.secret_problems()
+    for problem in problems:
+        print(problem, file=err)
+    if problems:
+        return EXIT_USAGE
+    print(
+        f"{path}: OK: {len(config.accounts)} account(s), {len(config.profiles)} profile(s)",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _counting_lines(stream: TextIO, progress: Callable[[int], None]) -> Iterator[str]:
+    for line in stream:
+        progress(len(line))
+        yield line
+
+
+def batched(events: Iterable[Event], size: int) -> Iterator[list[Event]]:
+    """Split an event stream into lists of at most ``size``."""
+    iterator = iter(events)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    zone = None
+    if args.default_tz:
+        try:
+            zone = ZoneInfo(args.default_tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise UsageError(f"unknown time zone {args.default_tz!r}") from None
+    label = "<stdin>" if args.file == "-" else args.file
+    if args.file != "-" and not Path(args.file).is_file():
+        raise UsageError(f"{label}: no such file")
+    context = AppContext.open(args.config, args.database)
+    bad: list[BadRow] = []
+
+    def report(row: BadRow) -> None:
+        bad.append(row)
+        print(f"{label}: {row}", file=err)
+
+    size = 0 if args.file == "-" else os.path.getsize(args.file)
+    show = args.progress == "always" or (args.progress == "auto" and err.isatty() and size > 1e6)
+    ingestor = context.ingestor()
+    totals = {"received": 0, "stored": 0, "duplicates": 0}
+    with ExitStack() as stack:
+        stack.callback(context.close)
+        stream = (
+            sys.stdin
+            if args.file == "-"
+            else stack.enter_context(Path(args.file).open(encoding="utf-8-sig", newline=""))
+        )
+        advance = stack.enter_context(_progress(show, size, err))
+        events = read_events(
+            _counting_lines(stream, advance), context.config, default_zone=zone, on_bad_row=report
+        )
+        try:
+            for batch in batched(events, _BATCH):
+                result = ingestor.ingest(batch)
+                totals["received"] += result.received
+                totals["stored"] += result.stored
+                totals["duplicates"] += result.duplicates
+        except CsvFormatError as error:
+            raise UsageError(f"{label}: {error}") from None
+    print(
+        f"{label}: {totals['received'] + len(bad)} row(s): {totals['stored']} new event(s), "
+        f"{totals['duplicates']} already stored, {len(bad)} bad row(s) skipped",
+        file=out,
+    )
+    return EXIT_PROBLEMS if bad else EXIT_OK
+
+
+class _progress:
+    """A byte-based progress bar on stderr, or nothing."""
+
+    def __init__(self, show: bool, total: int, stream: TextIO) -> None:
+        self.show, self.total, self.stream = show, total, stream
+
+    def __enter__(self) -> Callable[[int], None]:
+        if not self.show:
+            return lambda _n: None
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        self._bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=self.stream, force_terminal=True),
+            transient=True,
+        )
+        self._bar.start()
+        task = self._bar.add_task("importing", total=self.total or None)
+        return lambda n: self._bar.advance(task, n)
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.show:
+            self._bar.stop()
+
+
+def _stats(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    context = AppContext.open(args.config, args.database)
+    try:
+        profile = None
+        if args.profile:
+            try:
+                profile = context.config.profile(args.profile)
+            except KeyError as error:
+                raise UsageError(str(error.args[0])) from None
+        as_of = args.as_of or datetime.now(UTC)
+        if args.start and args.end and args.start >= args.end:
+            raise UsageError("--from must be before --to")
+        with context.engine.connect() as connection:
+            rows = account_stats(
+                connection,
+                context.accounts,
+                as_of=as_of,
+                start=args.start,
+                end=args.end,
+                profile=profile,
+                by=args.by,
+                accounts=args.account,
+            )
+        missing = set(args.account) - {row.account for row in rows}
+        for name in sorted(missing):
+            print(f"replywatch: no account named {name!r} in the store", file=err)
+        group = None if args.by == "account" else args.by
+        out.write(render(rows, args.format, group))
+        if args.format == "json":
+            out.write("\n")
+        return EXIT_PROBLEMS if missing else EXIT_OK
+    finally:
+        context.close()
+
+
+def _db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from monitor.store import open_engine
+
+    config = load_config(args.config or default_config_path())
+    engine = open_engine(args.database or config.database, migrate=args.action == "upgrade")
+    try:
+        with engine.connect() as connection:
+            revision = current_revision(connection)
+        print(f"schema revision {revision or 'none'} (newest: {head_revision()})", file=out)
+    finally:
+        engine.dispose()
+    return EXIT_OK
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run the command line; returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=err,
+    )
+    try:
+        code: int = args.handler(args, out, err)
+        return code
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=err)
+        return EXIT_USAGE
+    except (UsageError, StoreError, SecretError) as error:
+        print(f"replywatch: {error}", file=err)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("replywatch: interrupted", file=err)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

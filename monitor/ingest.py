@@ -1,0 +1,293 @@
+"""The one entry point that turns events into stored state.
+
+Events are written in bulk, duplicates collapse on ``(account, message id)`` and a re-delivered
+event never moves a time later (metrics.md section 2, rules 8 and 9). Every thread an event
+changes is re-derived from all its stored events, so the waits depend only on the set of events
+seen, never on the order they arrived in. A poll's cursor is written in the same transaction
+as its events: a crash loses nothing and counts nothing twice.
+
+The hot path is set-based: a batch goes into a temporary staging table with one
+``executemany``; one statement finds the rows that are new or earlier than what is stored and
+records their threads; one ``INSERT ... SELECT ... ON CONFLICT`` merges the batch; the touched
+threads' events are read back with one join and their waits replaced. The number of
+statements per batch does not grow with the number of accounts or threads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from connectors.base import Event
+from monitor.accounts import AccountDirectory, AccountPolicy
+from monitor.models import Cursor, StoredEvent, StoredWait, sqlite_time
+from monitor.waits import ThreadEvent, derive_waits
+
+__all__ = ["EVENTS", "WAITS", "IngestResult", "Ingestor", "rederive_account"]
+
+EVENTS = StoredEvent.__table__  # type: ignore[attr-defined]
+WAITS = StoredWait.__table__  # type: ignore[attr-defined]
+CURSORS = Cursor.__table__  # type: ignore[attr-defined]
+
+_EXCERPT = 140
+_EVENT_COLUMNS = (
+    "account_id", "channel", "thread_id", "message_id", "author_role", "created_at",
+    "first_seen_at", "rating", "text_excerpt", "thread_url",
+)  # fmt: skip
+_WAIT_COLUMNS = (
+    "account_id", "channel", "thread_id", "derivation", "opened_at", "opened_by", "closed_at",
+    "closed_by", "tier", "rating", "response_seconds", "business_seconds",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What one call stored."""
+
+    received: int
+    stored: int
+    duplicates: int
+    threads: int
+    waits: int
+
+
+class _Sql:
+    """Dialect differences on the hot path: placeholders, time values, temp tables."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.sqlite = connection.dialect.name == "sqlite"
+        self.mark = "?" if self.sqlite else "%s"
+        self.time_type = "VARCHAR(32)" if self.sqlite else "TIMESTAMPTZ"
+
+    def values(self, count: int) -> str:
+        return ", ".join([self.mark] * count)
+
+    def time(self, value: datetime | None) -> Any:
+        if value is None or not self.sqlite:
+            return value
+        return sqlite_time(value)
+
+    def read_time(self, value: Any) -> datetime:
+        if isinstance(value, str):
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        assert isinstance(value, datetime)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _prepare_temp_tables(connection: Connection, sql: _Sql) -> None:
+    # Temporary tables live per connection; pooled connections may still hold old rows.
+    bigint = "INTEGER" if sql.sqlite else "BIGINT"
+    connection.exec_driver_sql(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS rw_staging (account_id INTEGER, "
+        "channel VARCHAR(16), thread_id VARCHAR(255), message_id VARCHAR(255), "
+        f"author_role VARCHAR(16), created_at {sql.time_type}, first_seen_at {sql.time_type}, "
+        f"rating INTEGER, text_excerpt VARCHAR(140), thread_url VARCHAR(1024), row_id {bigint})"
+    )
+    connection.exec_driver_sql(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS rw_touched (account_id INTEGER, "
+        "thread_id VARCHAR(255))"
+    )
+    connection.exec_driver_sql("DELETE FROM rw_staging")
+    connection.exec_driver_sql("DELETE FROM rw_touched")
+
+
+class Ingestor:
+    """Stores events and keeps the derived waits in step, in one transaction per call."""
+
+    def __init__(self, engine: Engine, accounts: AccountDirectory, *, keep_text: bool = False):
+        self.engine = engine
+        self.accounts = accounts
+        self.keep_text = keep_text
+
+    def ingest(
+        self,
+        events: Sequence[Event],
+        *,
+        cursor: tuple[str, str, Mapping[str, str]] | None = None,
+        seen_at: datetime | None = None,
+    ) -> IngestResult:
+        """Store events (and optionally an account's new cursor) atomically."""
+        seen_at = seen_at or datetime.now(UTC)
+        try:
+            with self.engine.begin() as connection:
+                return self._ingest(connection, events, cursor, seen_at)
+        except Exception:
+            # Account ids created inside a rolled-back transaction no longer exist.
+            self.accounts.forget()
+            raise
+
+    def _ingest(
+        self,
+        connection: Connection,
+        events: Sequence[Event],
+        cursor: tuple[str, str, Mapping[str, str]] | None,
+        seen_at: datetime,
+    ) -> IngestResult:
+        keys = {(e.platform, e.account) for e in events}
+        if cursor is not None:
+            keys.add((cursor[0], cursor[1]))
+        ids = self.accounts.ensure(connection, keys)
+        sql = _Sql(connection)
+        rows = self._rows(events, ids, seen_at, sql)
+        stored = threads = waits = 0
+        if rows:
+            _prepare_temp_tables(connection, sql)
+            stored = _merge_events(connection, sql, rows)
+            if stored:
+                names = {ids[key]: key[1] for key in keys}
+                threads, waits = _rederive_touched(connection, sql, self.accounts, names)
+        if cursor is not None:
+            self._save_cursor(connection, sql, ids[(cursor[0], cursor[1])], cursor[2], seen_at)
+        return IngestResult(
+            received=len(events),
+            stored=stored,
+            duplicates=len(rows) - stored,
+            threads=threads,
+            waits=waits,
+        )
+
+    def _rows(
+        self,
+        events: Iterable[Event],
+        ids: Mapping[tuple[str, str], int],
+        seen_at: datetime,
+        sql: _Sql,
+    ) -> list[tuple[Any, ...]]:
+        # Within one batch a message id appears once: the earliest copy wins.
+        unique: dict[tuple[int, str], tuple[datetime, Event]] = {}
+        for event in events:
+            account_id = ids[(event.platform, event.account)]
+            created = event.created_at
+            if event.channel == "review" and event.author_role != "customer":
+                # Platforms that overwrite a reply's time on edit: never later than first seen.
+                created = min(created, seen_at)
+            key = (account_id, event.message_id)
+            if key not in unique or created < unique[key][0]:
+                unique[key] = (created, event)
+        seen = sql.time(seen_at)
+        keep = self.keep_text
+        return [
+            (
+                account_id,
+                event.channel,
+                event.thread_id,
+                message_id,
+                event.author_role,
+                sql.time(created),
+                seen,
+                event.rating,
+                event.text_excerpt[:_EXCERPT] if keep and event.text_excerpt else None,
+                event.thread_url,
+            )
+            for (account_id, message_id), (created, event) in unique.items()
+        ]
+
+    def _save_cursor(
+        self,
+        connection: Connection,
+        sql: _Sql,
+        account_id: int,
+        value: Mapping[str, str],
+        now: datetime,
+    ) -> None:
+        text = json.dumps(dict(value), sort_keys=True)
+        connection.exec_driver_sql(
+            f"INSERT INTO cursors (account_id, value, updated_at) VALUES ({sql.values(3)}) "
+            "ON CONFLICT (account_id) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            (account_id, text, sql.time(now)),
+        )
+
+
+def _merge_events(connection: Connection, sql: _Sql, rows: list[tuple[Any, ...]]) -> int:
+    """Merge staged rows into ``events``; record touched threads; return rows changed."""
+    columns = ", ".join(_EVENT_COLUMNS)
+    connection.exec_driver_sql(
+        f"INSERT INTO rw_staging ({columns}) VALUES ({sql.values(len(_EVENT_COLUMNS))})", rows
+    )
+    # New rows, and rows earlier than the stored copy (rule 8), change their thread. A moved
+    # row keeps the thread it was first stored in.
+    touched = connection.exec_driver_sql(
+        "INSERT INTO rw_touched (account_id, thread_id) "
+        "SELECT s.account_id, COALESCE(e.thread_id, s.thread_id) FROM rw_staging s "
+        "LEFT JOIN events e ON e.account_id = s.account_id AND e.message_id = s.message_id "
+        "WHERE e.id IS NULL OR s.created_at < e.created_at"
+    )
+    changed = int(touched.rowcount)
+    if changed:
+        connection.exec_driver_sql(
+            f"INSERT INTO events ({columns}) SELECT {columns} FROM rw_staging WHERE true "
+            "ON CONFLICT (account_id, message_id) DO UPDATE SET created_at = excluded.created_at "
+            "WHERE excluded.created_at < events.created_at"
+        )
+    return changed
+
+
+def _rederive_touched(
+    connection: Connection, sql: _Sql, accounts: AccountDirectory, names: Mapping[int, str]
+) -> tuple[int, int]:
+    """Replace the waits of every thread listed in ``rw_touched``; return (threads, waits)."""
+    result = connection.exec_driver_sql(
+        "SELECT e.account_id, e.thread_id, e.channel, e.created_at, e.author_role, "
+        "e.message_id, e.rating FROM events e "
+        "JOIN (SELECT DISTINCT account_id, thread_id FROM rw_touched) t "
+        "ON e.account_id = t.account_id AND e.thread_id = t.thread_id"
+    )
+    threads: dict[tuple[int, str], list[ThreadEvent]] = defaultdict(list)
+    first: dict[tuple[int, str], tuple[datetime, str]] = {}
+    read_time = sql.read_time
+    for account_id, thread_id, channel, created, role, message_id, rating in result:
+        key = (account_id, thread_id)
+        at = read_time(created)
+        threads[key].append(ThreadEvent(at, role, message_id, rating))
+        if key not in first or at < first[key][0]:
+            first[key] = (at, channel)
+    connection.exec_driver_sql(
+        # A join (not a row-value IN) so both index columns are used on every backend.
+        "DELETE FROM waits WHERE id IN (SELECT w.id FROM rw_touched t JOIN waits w "
+        "ON w.account_id = t.account_id AND w.thread_id = t.thread_id)"
+    )
+    policies: dict[int, AccountPolicy] = {}
+    rows = []
+    for (account_id, thread_id), thread_events in threads.items():
+        policy = policies.get(account_id)
+        if policy is None:
+            policy = policies[account_id] = accounts.policy(names[account_id])
+        channel = first[(account_id, thread_id)][1]
+        rule = policy.rule_for(channel)
+        derivation = rule.key()
+        for wait in derive_waits(thread_events, rule, policy.calendar):
+            rows.append(
+                (
+                    account_id, channel, thread_id, derivation, sql.time(wait.opened_at),
+                    wait.opened_by, sql.time(wait.closed_at), wait.closed_by, wait.tier,
+                    wait.rating, wait.response_seconds, wait.business_seconds,
+                )  # fmt: skip
+            )
+    if rows:
+        connection.exec_driver_sql(
+            f"INSERT INTO waits ({', '.join(_WAIT_COLUMNS)}) "
+            f"VALUES ({sql.values(len(_WAIT_COLUMNS))})",
+            rows,
+        )
+    return len(threads), len(rows)
+
+
+def rederive_account(connection: Connection, accounts: AccountDirectory, account_id: int,
+                     name: str) -> int:
+    """Rebuild every wait of one account (after its profile or hours changed)."""
+    sql = _Sql(connection)
+    _prepare_temp_tables(connection, sql)
+    connection.exec_driver_sql(
+        f"INSERT INTO rw_touched (account_id, thread_id) SELECT DISTINCT account_id, thread_id "
+        f"FROM events WHERE account_id = {sql.mark}",
+        (account_id,),
+    )
+    connection.exec_driver_sql(f"DELETE FROM waits WHERE account_id = {sql.mark}", (account_id,))
+    return _rederive_touched(connection, sql, accounts, {account_id: name})[1]

@@ -1,0 +1,67 @@
+"""What replywatch knows about each platform, as a table rather than branches (style rule 7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connectors.base import Channel
+
+__all__ = ["PLATFORMS", "PLATFORM_ALIASES", "PlatformSpec", "canonical_platform"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformSpec:
+    """The ids and secrets an account on this platform needs, and its channels."""
+
+    name: str
+    ids: tuple[str, ...]
+    secrets: tuple[str, ...]
+    channels: tuple[Channel, ...]
+    default_channel: Channel
+    poll_interval_seconds: float = 60.0
+
+
+PLATFORMS: dict[str, PlatformSpec] = {
+    spec.name: spec
+    for spec in (
+        PlatformSpec("facebook", ("page_id",), ("access_token",), ("dm", "comment"), "dm"),
+        PlatformSpec("instagram", ("ig_user_id",), ("access_token",), ("dm", "comment"), "dm"),
+        PlatformSpec("x", ("user_id",), ("bearer_token",), ("mention", "dm"), "mention"),
+        PlatformSpec("telegram", (), ("bot_token",), ("dm",), "dm", 5.0),
+        PlatformSpec(
+            "google_business",
+            ("account_id", "location_id"),
+            ("access_token",),
+            ("review",),
+            "review",
+            300.0,
+        ),
+        PlatformSpec(
+            "google_play", ("package_name",), ("access_token",), ("review",), "review", 900.0
+        ),
+        PlatformSpec(
+            "app_store",
+            ("app_id", "issuer_id", "key_id"),
+            ("private_key",),
+            ("review",),
+            "review",
+            900.0,
+        ),
+        PlatformSpec(
+            "trustpilot",
+            ("business_unit_id",),
+            ("api_key", "access_token"),
+            ("review",),
+            "review",
+            600.0,
+        ),
+    )
+}
+
+PLATFORM_ALIASES = {"twitter": "x", "fb": "facebook", "ig": "instagram"}
+
+
+def canonical_platform(name: str) -> str:
+    """Lower-case a platform name and resolve aliases (``twitter`` is ``x``)."""
+    key = name.strip().lower()
+    return PLATFORM_ALIASES.get(key, key)

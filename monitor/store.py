@@ -1,0 +1,120 @@
+"""Opening the store: SQLite (WAL) by default, PostgreSQL by URL, migrated to head at start."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "StoreError",
+    "current_revision",
+    "head_revision",
+    "normalise_url",
+    "open_engine",
+    "redact_url",
+]
+
+DEFAULT_DATABASE_URL = "sqlite:///replywatch.db"
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StoreError(Exception):
+    """The database cannot be opened or migrated; the message never shows a password."""
+
+
+def normalise_url(url: str) -> str:
+    """Turn user-friendly URLs into SQLAlchemy ones (PostgreSQL through psycopg 3)."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if "://" not in url:
+        # A bare path means an SQLite file.
+        return f"sqlite:///{url}"
+    return url
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (the exporter, the CLI) work while the poller writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def open_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
+    """Create the engine for ``url`` (default: env, then ``replywatch.db``) and migrate it."""
+    raw = url or os.environ.get("REPLYWATCH_DATABASE_URL") or DEFAULT_DATABASE_URL
+    target = normalise_url(raw)
+    try:
+        parsed = make_url(target)
+    except ArgumentError:
+        raise StoreError(f"cannot parse database URL {redact_url(target)!r}") from None
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            parent = Path(database).expanduser().parent
+            if not parent.exists():
+                raise StoreError(f"folder {parent} for the SQLite database does not exist")
+        kwargs["connect_args"] = {"timeout": 30}
+    elif parsed.get_backend_name() == "postgresql":
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = create_engine(target, **kwargs)
+    except (ArgumentError, ModuleNotFoundError) as err:
+        raise StoreError(f"cannot use database {redact_url(target)}: {err}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if migrate:
+        try:
+            upgrade(engine)
+        except OperationalError as err:
+            engine.dispose()
+            reason = str(err.orig).splitlines()[0] if err.orig else str(err)
+            raise StoreError(f"cannot open database {redact_url(target)}: {reason}") from None
+    return engine
+
+
+def _alembic_config() -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply every migration not yet applied (a no-op when already at head)."""
+    config = _alembic_config()
+    with engine.begin() as connection:
+        if current_revision(connection) == head_revision():
+            return
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def head_revision() -> str | None:
+    """The newest migration shipped with this version of replywatch."""
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def current_revision(connection: Any) -> str | None:
+    """The migration the database is at (None for an empty database)."""
+    return MigrationContext.configure(connection).get_current_revision()
