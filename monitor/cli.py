@@ -10,15 +10,14 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, time
-from itertools import islice
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.base import Event
+from monitor.batches import read_ahead
 from monitor.config import ConfigError, default_config_path, load_config
 from monitor.context import AppContext
 from monitor.csv_import import BadRow, CsvFormatError, read_events
@@ -30,7 +29,7 @@ from monitor.store import StoreError, current_revision, head_revision
 __all__ = ["main"]
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
-_BATCH = 5000
+_BATCH = 100000
 
 
 class UsageError(Exception):
@@ -160,13 +159,6 @@ def _counting_lines(stream: TextIO, progress: Callable[[int], None]) -> Iterator
         yield line
 
 
-def batched(events: Iterable[Event], size: int) -> Iterator[list[Event]]:
-    """Split an event stream into lists of at most ``size``."""
-    iterator = iter(events)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 def _import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     zone = None
     if args.default_tz:
@@ -200,7 +192,7 @@ def _import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             _counting_lines(stream, advance), context.config, default_zone=zone, on_bad_row=report
         )
         try:
-            for batch in batched(events, _BATCH):
+            for batch in read_ahead(events, _BATCH):
                 result = ingestor.ingest(batch)
                 totals["received"] += result.received
                 totals["stored"] += result.stored

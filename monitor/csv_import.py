@@ -50,7 +50,7 @@ def parse_time(text: str, default_zone: tzinfo | None = None) -> datetime:
         if default_zone is None:
             raise ValueError(f"{value!r} has no UTC offset (write e.g. {value}Z for UTC)")
         parsed = parsed.replace(tzinfo=default_zone)
-    return parsed.astimezone(UTC)
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
 
 
 def read_events(
@@ -94,31 +94,32 @@ class _RowParser:
         def position(name: str) -> int:
             return header.index(name) if name in header else -1
 
-        self.columns = {name: position(name) for name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)}
+        self.required = [position(name) for name in REQUIRED_COLUMNS]
+        self.optional = [position(name) for name in OPTIONAL_COLUMNS]
         self.config = config
         self.default_zone = default_zone
         # (platform as written, account) -> canonical platform, once validated.
         self.accounts: dict[tuple[str, str], str] = {}
 
     def __call__(self, row: list[str]) -> Event:
-        values = {
-            name: row[index].strip() if index >= 0 else "" for name, index in self.columns.items()
-        }
-        for name in REQUIRED_COLUMNS:
-            value = values[name]
+        required = [row[index].strip() for index in self.required]
+        for name, value in zip(REQUIRED_COLUMNS, required, strict=True):
             if not value:
                 raise ValueError(f"{name} is empty")
             if len(value) > _MAX_ID:
                 raise ValueError(f"{name} is longer than {_MAX_ID} characters")
-        platform = self._platform(values["platform"], values["account"])
-        role = values["author_role"].lower()
+        written, account, thread_id, message_id, role, created_text = required
+        channel, rating_text, text = (
+            row[index].strip() if index >= 0 else "" for index in self.optional
+        )
+        platform = self._platform(written, account)
+        role = role.lower()
         if role not in AUTHOR_ROLES:
             raise ValueError(f"author_role {role!r} is not one of {', '.join(AUTHOR_ROLES)}")
         try:
-            created = parse_time(values["created_at"], self.default_zone)
+            created = parse_time(created_text, self.default_zone)
         except ValueError as err:
             raise ValueError(f"created_at {err}") from None
-        rating_text = values["rating"]
         rating = None
         if rating_text:
             if not rating_text.isdigit() or not 1 <= int(rating_text) <= 5:
@@ -126,14 +127,14 @@ class _RowParser:
             rating = int(rating_text)
         return Event(
             platform=platform,
-            account=values["account"],
-            channel=_channel(values["channel"].lower(), platform),
-            thread_id=values["thread_id"],
-            message_id=values["message_id"],
+            account=account,
+            channel=_channel(channel.lower(), platform),
+            thread_id=thread_id,
+            message_id=message_id,
             author_role=role,
             created_at=created,
             rating=rating,
-            text_excerpt=values["text"] or None,
+            text_excerpt=text or None,
         )
 
     def _platform(self, written: str, account: str) -> str:

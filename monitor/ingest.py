@@ -16,7 +16,6 @@ statements per batch does not grow with the number of accounts or threads.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +26,8 @@ from sqlalchemy import Connection, Engine
 from connectors.base import Event
 from monitor.accounts import AccountDirectory, AccountPolicy
 from monitor.models import Cursor, StoredEvent, StoredWait, sqlite_time
-from monitor.waits import ThreadEvent, derive_waits
+from monitor.profiles import WaitRule
+from monitor.waits import BusinessClock, ThreadEvent, derive_waits
 
 __all__ = ["EVENTS", "WAITS", "IngestResult", "Ingestor", "rederive_account"]
 
@@ -58,12 +58,26 @@ class IngestResult:
 
 
 class _Sql:
-    """Dialect differences on the hot path: placeholders, time values, temp tables."""
+    """The hot path's statements on the driver's own cursor, and the dialect differences."""
 
     def __init__(self, connection: Connection) -> None:
         self.sqlite = connection.dialect.name == "sqlite"
         self.mark = "?" if self.sqlite else "%s"
         self.time_type = "VARCHAR(32)" if self.sqlite else "TIMESTAMPTZ"
+        # The driver cursor of this very connection: same transaction, no per-row wrapping.
+        self.cursor = connection.connection.cursor()
+
+    def run(self, statement: str, params: Sequence[Any] = ()) -> int:
+        self.cursor.execute(statement, tuple(params))
+        return int(self.cursor.rowcount)
+
+    def run_many(self, statement: str, rows: Sequence[Sequence[Any]]) -> int:
+        self.cursor.executemany(statement, rows)
+        return int(self.cursor.rowcount)
+
+    def fetch(self, statement: str) -> list[tuple[Any, ...]]:
+        self.cursor.execute(statement)
+        return list(self.cursor.fetchall())
 
     def values(self, count: int) -> str:
         return ", ".join([self.mark] * count)
@@ -80,21 +94,44 @@ class _Sql:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _prepare_temp_tables(connection: Connection, sql: _Sql) -> None:
+def _prepare_temp_tables(sql: _Sql) -> None:
     # Temporary tables live per connection; pooled connections may still hold old rows.
-    bigint = "INTEGER" if sql.sqlite else "BIGINT"
-    connection.exec_driver_sql(
+    sql.run(
         "CREATE TEMPORARY TABLE IF NOT EXISTS rw_staging (account_id INTEGER, "
         "channel VARCHAR(16), thread_id VARCHAR(255), message_id VARCHAR(255), "
         f"author_role VARCHAR(16), created_at {sql.time_type}, first_seen_at {sql.time_type}, "
-        f"rating INTEGER, text_excerpt VARCHAR(140), thread_url VARCHAR(1024), row_id {bigint})"
+        "rating INTEGER, text_excerpt VARCHAR(140), thread_url VARCHAR(1024))"
     )
-    connection.exec_driver_sql(
+    sql.run(
         "CREATE TEMPORARY TABLE IF NOT EXISTS rw_touched (account_id INTEGER, "
         "thread_id VARCHAR(255))"
     )
-    connection.exec_driver_sql("DELETE FROM rw_staging")
-    connection.exec_driver_sql("DELETE FROM rw_touched")
+    sql.run(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS rw_old (account_id INTEGER, thread_id VARCHAR(255))"
+    )
+    for name in ("rw_staging", "rw_touched", "rw_old"):
+        sql.run(f"DELETE FROM {name}")
+
+
+# (account id, message id) -> (the time to store, the event): one entry per message.
+_Batch = dict[tuple[int, str], tuple[datetime, Event]]
+
+
+def _unique(
+    events: Iterable[Event], ids: Mapping[tuple[str, str], int], seen_at: datetime
+) -> _Batch:
+    """One entry per message id; within a batch the earliest copy wins (rule 8)."""
+    unique: _Batch = {}
+    for event in events:
+        account_id = ids[(event.platform, event.account)]
+        created = event.created_at
+        if event.channel == "review" and event.author_role != "customer":
+            # Platforms that overwrite a reply's time on edit: never later than first seen.
+            created = min(created, seen_at)
+        key = (account_id, event.message_id)
+        if key not in unique or created < unique[key][0]:
+            unique[key] = (created, event)
+    return unique
 
 
 class Ingestor:
@@ -134,16 +171,17 @@ class Ingestor:
             keys.add((cursor[0], cursor[1]))
         ids = self.accounts.ensure(connection, keys)
         sql = _Sql(connection)
-        rows = self._rows(events, ids, seen_at, sql)
+        batch = _unique(events, ids, seen_at)
+        rows = self._rows(batch, seen_at, sql)
         stored = threads = waits = 0
         if rows:
-            _prepare_temp_tables(connection, sql)
-            stored = _merge_events(connection, sql, rows)
+            _prepare_temp_tables(sql)
+            stored = _merge_events(sql, rows)
             if stored:
                 names = {ids[key]: key[1] for key in keys}
-                threads, waits = _rederive_touched(connection, sql, self.accounts, names)
+                threads, waits = _rederive(sql, self.accounts, names, batch)
         if cursor is not None:
-            self._save_cursor(connection, sql, ids[(cursor[0], cursor[1])], cursor[2], seen_at)
+            self._save_cursor(sql, ids[(cursor[0], cursor[1])], cursor[2], seen_at)
         return IngestResult(
             received=len(events),
             stored=stored,
@@ -152,24 +190,7 @@ class Ingestor:
             waits=waits,
         )
 
-    def _rows(
-        self,
-        events: Iterable[Event],
-        ids: Mapping[tuple[str, str], int],
-        seen_at: datetime,
-        sql: _Sql,
-    ) -> list[tuple[Any, ...]]:
-        # Within one batch a message id appears once: the earliest copy wins.
-        unique: dict[tuple[int, str], tuple[datetime, Event]] = {}
-        for event in events:
-            account_id = ids[(event.platform, event.account)]
-            created = event.created_at
-            if event.channel == "review" and event.author_role != "customer":
-                # Platforms that overwrite a reply's time on edit: never later than first seen.
-                created = min(created, seen_at)
-            key = (account_id, event.message_id)
-            if key not in unique or created < unique[key][0]:
-                unique[key] = (created, event)
+    def _rows(self, batch: _Batch, seen_at: datetime, sql: _Sql) -> list[tuple[Any, ...]]:
         seen = sql.time(seen_at)
         keep = self.keep_text
         return [
@@ -185,19 +206,18 @@ class Ingestor:
                 event.text_excerpt[:_EXCERPT] if keep and event.text_excerpt else None,
                 event.thread_url,
             )
-            for (account_id, message_id), (created, event) in unique.items()
+            for (account_id, message_id), (created, event) in batch.items()
         ]
 
     def _save_cursor(
         self,
-        connection: Connection,
         sql: _Sql,
         account_id: int,
         value: Mapping[str, str],
         now: datetime,
     ) -> None:
         text = json.dumps(dict(value), sort_keys=True)
-        connection.exec_driver_sql(
+        sql.run(
             f"INSERT INTO cursors (account_id, value, updated_at) VALUES ({sql.values(3)}) "
             "ON CONFLICT (account_id) DO UPDATE SET value = excluded.value, "
             "updated_at = excluded.updated_at",
@@ -205,73 +225,120 @@ class Ingestor:
         )
 
 
-def _merge_events(connection: Connection, sql: _Sql, rows: list[tuple[Any, ...]]) -> int:
-    """Merge staged rows into ``events``; record touched threads; return rows changed."""
+_UPSERT = (
+    "ON CONFLICT (account_id, message_id) DO UPDATE SET created_at = excluded.created_at "
+    "WHERE excluded.created_at < events.created_at"
+)
+
+
+def _merge_events(sql: _Sql, rows: list[tuple[Any, ...]]) -> int:
+    """Merge rows into ``events`` and list the threads they change; return rows changed.
+
+    New rows, and rows earlier than the stored copy (rule 8), change their thread; a moved
+    row keeps the thread it was first stored in. Threads that had events before this batch
+    go into ``rw_old``: they must be read back, while wholly new ones are derived from the
+    batch in memory.
+    """
     columns = ", ".join(_EVENT_COLUMNS)
-    connection.exec_driver_sql(
+    sql.run_many(
         f"INSERT INTO rw_staging ({columns}) VALUES ({sql.values(len(_EVENT_COLUMNS))})", rows
     )
-    # New rows, and rows earlier than the stored copy (rule 8), change their thread. A moved
-    # row keeps the thread it was first stored in.
-    touched = connection.exec_driver_sql(
+    changed = sql.run(
         "INSERT INTO rw_touched (account_id, thread_id) "
         "SELECT s.account_id, COALESCE(e.thread_id, s.thread_id) FROM rw_staging s "
         "LEFT JOIN events e ON e.account_id = s.account_id AND e.message_id = s.message_id "
         "WHERE e.id IS NULL OR s.created_at < e.created_at"
     )
-    changed = int(touched.rowcount)
     if changed:
-        connection.exec_driver_sql(
-            f"INSERT INTO events ({columns}) SELECT {columns} FROM rw_staging WHERE true "
-            "ON CONFLICT (account_id, message_id) DO UPDATE SET created_at = excluded.created_at "
-            "WHERE excluded.created_at < events.created_at"
+        sql.run(
+            "INSERT INTO rw_old (account_id, thread_id) SELECT DISTINCT account_id, thread_id "
+            "FROM rw_touched t WHERE EXISTS (SELECT 1 FROM events e "
+            "WHERE e.account_id = t.account_id AND e.thread_id = t.thread_id)"
+        )
+        sql.run(
+            f"INSERT INTO events ({columns}) SELECT {columns} FROM rw_staging WHERE true " + _UPSERT
         )
     return changed
 
 
-def _rederive_touched(
-    connection: Connection, sql: _Sql, accounts: AccountDirectory, names: Mapping[int, str]
+def _rederive(
+    sql: _Sql, accounts: AccountDirectory, names: Mapping[int, str], batch: _Batch
 ) -> tuple[int, int]:
-    """Replace the waits of every thread listed in ``rw_touched``; return (threads, waits)."""
-    result = connection.exec_driver_sql(
-        "SELECT e.account_id, e.thread_id, e.channel, e.created_at, e.author_role, "
-        "e.message_id, e.rating FROM events e "
-        "JOIN (SELECT DISTINCT account_id, thread_id FROM rw_touched) t "
-        "ON e.account_id = t.account_id AND e.thread_id = t.thread_id"
-    )
-    threads: dict[tuple[int, str], list[ThreadEvent]] = defaultdict(list)
+    """Replace the waits of every thread in ``rw_touched``; return (threads, waits).
+
+    Threads listed in ``rw_old`` are read back from the store; the others are new and all
+    their events are in ``batch``.
+    """
+    old = set(sql.fetch("SELECT account_id, thread_id FROM rw_old"))
+    touched = sql.fetch("SELECT DISTINCT account_id, thread_id FROM rw_touched")
+    threads: dict[tuple[int, str], list[ThreadEvent | Event]] = {key: [] for key in touched}
+    # A thread's channel is the channel of its earliest event.
     first: dict[tuple[int, str], tuple[datetime, str]] = {}
-    read_time = sql.read_time
-    for account_id, thread_id, channel, created, role, message_id, rating in result:
-        key = (account_id, thread_id)
-        at = read_time(created)
-        threads[key].append(ThreadEvent(at, role, message_id, rating))
-        if key not in first or at < first[key][0]:
-            first[key] = (at, channel)
-    connection.exec_driver_sql(
+    for (account_id, message_id), (at, event) in batch.items():
+        key = (account_id, event.thread_id)
+        if key in old or key not in threads:
+            continue
+        # An Event has the fields the wait rule reads; only a time we adjusted needs a copy.
+        item: ThreadEvent | Event = (
+            event
+            if at is event.created_at
+            else ThreadEvent(at, event.author_role, message_id, event.rating)
+        )
+        threads[key].append(item)
+        seen = first.get(key)
+        if seen is None or at < seen[0]:
+            first[key] = (at, event.channel)
+    if old:
+        read_time = sql.read_time
+        for account_id, thread_id, channel, created, role, message_id, rating in sql.fetch(
+            "SELECT e.account_id, e.thread_id, e.channel, e.created_at, e.author_role, "
+            "e.message_id, e.rating FROM rw_old t JOIN events e "
+            "ON e.account_id = t.account_id AND e.thread_id = t.thread_id"
+        ):
+            key = (account_id, thread_id)
+            at = read_time(created)
+            threads[key].append(ThreadEvent(at, role, message_id, rating))
+            seen = first.get(key)
+            if seen is None or at < seen[0]:
+                first[key] = (at, channel)
         # A join (not a row-value IN) so both index columns are used on every backend.
-        "DELETE FROM waits WHERE id IN (SELECT w.id FROM rw_touched t JOIN waits w "
-        "ON w.account_id = t.account_id AND w.thread_id = t.thread_id)"
-    )
+        sql.run(
+            "DELETE FROM waits WHERE id IN (SELECT w.id FROM rw_old t JOIN waits w "
+            "ON w.account_id = t.account_id AND w.thread_id = t.thread_id)"
+        )
     policies: dict[int, AccountPolicy] = {}
+    rules: dict[tuple[int, str], tuple[WaitRule, str, BusinessClock | None]] = {}
+    to_db = sql.time
     rows = []
     for (account_id, thread_id), thread_events in threads.items():
-        policy = policies.get(account_id)
-        if policy is None:
-            policy = policies[account_id] = accounts.policy(names[account_id])
         channel = first[(account_id, thread_id)][1]
-        rule = policy.rule_for(channel)
-        derivation = rule.key()
-        for wait in derive_waits(thread_events, rule, policy.calendar):
+        found = rules.get((account_id, channel))
+        if found is None:
+            policy = policies.get(account_id)
+            if policy is None:
+                policy = policies[account_id] = accounts.policy(names[account_id])
+            rule = policy.rule_for(channel)
+            found = rules[(account_id, channel)] = (rule, rule.key(), policy.calendar)
+        rule, derivation, calendar = found
+        for wait in derive_waits(thread_events, rule, calendar):
             rows.append(
                 (
-                    account_id, channel, thread_id, derivation, sql.time(wait.opened_at),
-                    wait.opened_by, sql.time(wait.closed_at), wait.closed_by, wait.tier,
-                    wait.rating, wait.response_seconds, wait.business_seconds,
-                )  # fmt: skip
+                    account_id,
+                    channel,
+                    thread_id,
+                    derivation,
+                    to_db(wait.opened_at),
+                    wait.opened_by,
+                    to_db(wait.closed_at),
+                    wait.closed_by,
+                    wait.tier,
+                    wait.rating,
+                    wait.response_seconds,
+                    wait.business_seconds,
+                )
             )
     if rows:
-        connection.exec_driver_sql(
+        sql.run_many(
             f"INSERT INTO waits ({', '.join(_WAIT_COLUMNS)}) "
             f"VALUES ({sql.values(len(_WAIT_COLUMNS))})",
             rows,
@@ -279,15 +346,16 @@ def _rederive_touched(
     return len(threads), len(rows)
 
 
-def rederive_account(connection: Connection, accounts: AccountDirectory, account_id: int,
-                     name: str) -> int:
+def rederive_account(
+    connection: Connection, accounts: AccountDirectory, account_id: int, name: str
+) -> int:
     """Rebuild every wait of one account (after its profile or hours changed)."""
     sql = _Sql(connection)
-    _prepare_temp_tables(connection, sql)
-    connection.exec_driver_sql(
-        f"INSERT INTO rw_touched (account_id, thread_id) SELECT DISTINCT account_id, thread_id "
-        f"FROM events WHERE account_id = {sql.mark}",
-        (account_id,),
-    )
-    connection.exec_driver_sql(f"DELETE FROM waits WHERE account_id = {sql.mark}", (account_id,))
-    return _rederive_touched(connection, sql, accounts, {account_id: name})[1]
+    _prepare_temp_tables(sql)
+    for table in ("rw_touched", "rw_old"):
+        sql.run(
+            f"INSERT INTO {table} (account_id, thread_id) SELECT DISTINCT account_id, "
+            f"thread_id FROM events WHERE account_id = {sql.mark}",
+            (account_id,),
+        )
+    return _rederive(sql, accounts, {account_id: name}, {})[1]

@@ -10,7 +10,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
@@ -104,7 +113,13 @@ class StoredWait(SQLModel, table=True):
     __table_args__ = (
         Index("ix_waits_account_opened", "account_id", "opened_at"),
         Index("ix_waits_account_thread", "account_id", "thread_id"),
-        Index("ix_waits_open", "closed_at", "account_id"),
+        # Only open waits are looked up by state; a partial index stays tiny.
+        Index(
+            "ix_waits_open",
+            "account_id",
+            sqlite_where=text("closed_at IS NULL"),
+            postgresql_where=text("closed_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=Column(_BigId, primary_key=True))

@@ -9,13 +9,43 @@ therefore re-derives its whole thread and gets the same answer.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
 from monitor.profiles import WaitRule, tier_for_rating
 
-__all__ = ["BusinessClock", "ThreadEvent", "Wait", "derive_waits", "event_order_key"]
+__all__ = [
+    "BusinessClock",
+    "ThreadEvent",
+    "Wait",
+    "WaitInput",
+    "derive_waits",
+    "event_order_key",
+]
+
+
+class WaitInput(Protocol):
+    """What the wait rule reads from an event (``ThreadEvent`` and ``connectors.base.Event``)."""
+
+    @property
+    def created_at(self) -> datetime:
+        """When the message was written, aware UTC."""
+        ...
+
+    @property
+    def author_role(self) -> str:
+        """``customer``, ``business`` or ``automated``."""
+        ...
+
+    @property
+    def message_id(self) -> str:
+        """The platform's id, unique within the account."""
+        ...
+
+    @property
+    def rating(self) -> int | None:
+        """A review's stars, 1-5."""
+        ...
 
 
 class ThreadEvent(NamedTuple):
@@ -35,8 +65,7 @@ class BusinessClock(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Wait:
+class Wait(NamedTuple):
     """A span during which a customer waited; ``closed_at`` is None while still open."""
 
     opened_at: datetime
@@ -60,14 +89,14 @@ def _id_key(message_id: str) -> tuple[int, int, str]:
     return (1, 0, message_id)
 
 
-def event_order_key(event: ThreadEvent) -> tuple[datetime, int, tuple[int, int, str]]:
+def event_order_key(event: WaitInput) -> tuple[datetime, int, tuple[int, int, str]]:
     """Sort key: time, then customer before business, then message id."""
     return (event.created_at, _ROLE_RANK.get(event.author_role, 1), _id_key(event.message_id))
 
 
-def _unique(events: Iterable[ThreadEvent]) -> list[ThreadEvent]:
+def _unique(events: Iterable[WaitInput]) -> list[WaitInput]:
     # Rule 9: one event per message id; the earliest copy wins (rule 8: never later).
-    best: dict[str, ThreadEvent] = {}
+    best: dict[str, WaitInput] = {}
     for event in events:
         seen = best.get(event.message_id)
         if seen is None or event_order_key(event) < event_order_key(seen):
@@ -76,7 +105,7 @@ def _unique(events: Iterable[ThreadEvent]) -> list[ThreadEvent]:
 
 
 def derive_waits(
-    events: Iterable[ThreadEvent],
+    events: Iterable[WaitInput],
     rule: WaitRule = _DEFAULT_RULE,
     clock: BusinessClock | None = None,
 ) -> list[Wait]:
@@ -88,7 +117,7 @@ def derive_waits(
         closers = {"business"}
     silence = rule.silence.total_seconds()
     waits: list[Wait] = []
-    open_event: ThreadEvent | None = None
+    open_event: WaitInput | None = None
     previous_at: datetime | None = None
     for event in ordered:
         role = event.author_role
@@ -120,7 +149,7 @@ def derive_waits(
     return waits
 
 
-def _closed(opening: ThreadEvent, closing: ThreadEvent, clock: BusinessClock | None) -> Wait:
+def _closed(opening: WaitInput, closing: WaitInput, clock: BusinessClock | None) -> Wait:
     seconds = (closing.created_at - opening.created_at).total_seconds()
     business = clock.business_seconds(opening.created_at, closing.created_at) if clock else None
     return Wait(

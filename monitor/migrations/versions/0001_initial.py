@@ -65,7 +65,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_waits_account_opened", "waits", ["account_id", "opened_at"])
     op.create_index("ix_waits_account_thread", "waits", ["account_id", "thread_id"])
-    op.create_index("ix_waits_open", "waits", ["closed_at", "account_id"])
+    op.create_index(
+        "ix_waits_open",
+        "waits",
+        ["account_id"],
+        sqlite_where=sa.text("closed_at IS NULL"),
+        postgresql_where=sa.text("closed_at IS NULL"),
+    )
     op.create_table(
         "cursors",
         sa.Column("account_id", sa.Integer(), sa.ForeignKey("accounts.id"), primary_key=True),
