@@ -7,6 +7,7 @@ input (config, arguments, database). Errors are one line each, never a traceback
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -21,6 +22,7 @@ from monitor.batches import read_ahead
 from monitor.config import ConfigError, default_config_path, load_config
 from monitor.context import AppContext
 from monitor.csv_import import BadRow, CsvFormatError, read_events
+from monitor.instance_lock import InstanceLockError
 from monitor.report_formats import render
 from monitor.secrets import SecretError
 from monitor.stats import account_stats
@@ -125,6 +127,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     stats.add_argument("--format", choices=("table", "csv", "json"), default="table")
     stats.set_defaults(handler=_stats)
+
+    run = commands.add_parser("run", help="poll every configured account until stopped")
+    run.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="serve /healthz, /metrics and /hooks/* here (default: the config's "
+        "listen, then 127.0.0.1:9874)",
+    )
+    run.set_defaults(handler=_run)
+
+    demo = commands.add_parser("demo", help="run the product against simulated platforms")
+    demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9874")
+    demo.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="stop by itself after this many seconds (default: until Ctrl-C)",
+    )
+    demo.add_argument(
+        "--plain", action="store_true", help="print progress lines instead of the live table"
+    )
+    demo.set_defaults(handler=_demo)
 
     db = commands.add_parser("db", help="database maintenance")
     db.add_argument(
@@ -269,6 +293,42 @@ def _stats(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_PROBLEMS if missing else EXIT_OK
     finally:
         context.close()
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from monitor.app import parse_listen
+    from monitor.run_command import run_until_stopped, stop_on_signals
+    from monitor.runtime import Runtime
+
+    if not (args.config or default_config_path()):
+        raise UsageError("run needs a config: use --config FILE or set REPLYWATCH_CONFIG")
+    context = AppContext.open(args.config, args.database)
+    try:
+        host, port = parse_listen(args.listen or context.config.listen)
+    except ValueError as error:
+        context.close()
+        raise UsageError(str(error)) from None
+
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        await run_until_stopped(Runtime(context, host=host, port=port), out, stop)
+
+    try:
+        asyncio.run(main_loop())
+    except InstanceLockError as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    finally:
+        context.close()
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from monitor.demo import run_demo
+
+    return run_demo(args.listen, out, seconds=args.seconds, plain=args.plain or not out.isatty())
 
 
 def _db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

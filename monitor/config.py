@@ -39,6 +39,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -60,6 +61,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigProblem",
+    "WebhookConfig",
     "load_config",
 ]
 
@@ -97,6 +99,19 @@ def _duration(value: Any) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def _references_only(value: dict[str, str]) -> dict[str, str]:
+    for key, reference in value.items():
+        if not is_reference(reference):
+            # Never echo the value: it may be the secret itself.
+            raise ValueError(
+                f"secrets.{key} must be a reference, env:NAME or file:PATH, not the secret"
+            )
+    return value
+
+
+SecretRefs = Annotated[dict[str, str], AfterValidator(_references_only)]
 
 
 class _Strict(BaseModel):
@@ -165,7 +180,7 @@ class AccountModel(_Strict):
     targets: TargetsModel = TargetsModel()
     timezone: str | None = None
     business_hours: BusinessHoursModel | None = None
-    secrets: dict[str, str] = Field(default_factory=dict)
+    secrets: SecretRefs = Field(default_factory=dict)
     source: Literal["poll", "push"] | None = None
     poll_interval: Duration | None = None
     base_url: str | None = None
@@ -176,17 +191,6 @@ class AccountModel(_Strict):
     @classmethod
     def _platform(cls, value: str) -> str:
         return canonical_platform(value)
-
-    @field_validator("secrets")
-    @classmethod
-    def _references_only(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, reference in value.items():
-            if not is_reference(reference):
-                # Never echo the value: it may be the secret itself.
-                raise ValueError(
-                    f"secrets.{key} must be a reference, env:NAME or file:PATH, not the secret"
-                )
-        return value
 
 
 class DefaultsModel(_Strict):
@@ -206,10 +210,18 @@ class SettingsModel(_Strict):
     listen: str = "127.0.0.1:9874"
 
 
+class WebhookModel(_Strict):
+    """A platform's webhook: its secrets by reference and the largest body accepted."""
+
+    secrets: SecretRefs = Field(default_factory=dict)
+    max_body_bytes: int = Field(default=1_048_576, gt=0, le=64 * 1_048_576)
+
+
 class ConfigModel(_Strict):
     """The whole file."""
 
     replywatch: SettingsModel = SettingsModel()
+    webhooks: dict[str, WebhookModel] = Field(default_factory=dict)
     defaults: DefaultsModel = DefaultsModel()
     profiles: dict[str, ProfileModel] = Field(default_factory=dict)
     accounts: list[AccountModel] = Field(default_factory=list)
@@ -254,6 +266,14 @@ class AccountConfig:
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    """One platform's webhook settings (secrets still as references)."""
+
+    secret_refs: Mapping[str, str] = field(repr=False)
+    max_body_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True)
 class Config:
     """The resolved config: profiles by name and accounts by name."""
 
@@ -266,6 +286,7 @@ class Config:
     store_excerpts: bool = False
     backfill: timedelta = timedelta(days=7)
     listen: str = "127.0.0.1:9874"
+    webhooks: Mapping[str, WebhookConfig] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Config:
@@ -285,17 +306,33 @@ class Config:
         base = self.path.parent if self.path else None
         return {k: resolve_secret(v, base) for k, v in self.accounts[account].secret_refs.items()}
 
+    def resolve_webhook_secrets(self, platform: str) -> dict[str, str]:
+        """Read one webhook's secrets (empty when the webhook is not configured)."""
+        hook = self.webhooks.get(platform)
+        if hook is None:
+            return {}
+        base = self.path.parent if self.path else None
+        return {k: resolve_secret(v, base) for k, v in hook.secret_refs.items()}
+
     def secret_problems(self) -> list[ConfigProblem]:
         """Every secret reference that does not resolve right now."""
+        base = self.path.parent if self.path else None
+        places: list[tuple[str | None, str, str]] = [
+            (account.name, f"secrets.{key}", ref)
+            for account in self.accounts.values()
+            for key, ref in account.secret_refs.items()
+        ]
+        places += [
+            (None, f"webhooks.{platform}.secrets.{key}", ref)
+            for platform, hook in self.webhooks.items()
+            for key, ref in hook.secret_refs.items()
+        ]
         problems = []
-        for account in self.accounts.values():
-            for key, reference in account.secret_refs.items():
-                try:
-                    resolve_secret(reference, self.path.parent if self.path else None)
-                except SecretError as err:
-                    problems.append(
-                        ConfigProblem(self._file(), account.name, f"secrets.{key}", str(err))
-                    )
+        for account, where, reference in places:
+            try:
+                resolve_secret(reference, base)
+            except SecretError as err:
+                problems.append(ConfigProblem(self._file(), account, where, str(err)))
         return problems
 
     def _file(self) -> str:
@@ -381,6 +418,10 @@ def _resolve(model: ConfigModel, path: Path) -> Config:
         store_excerpts=settings.store_excerpts,
         backfill=settings.backfill,
         listen=settings.listen,
+        webhooks={
+            platform: WebhookConfig(dict(hook.secrets), hook.max_body_bytes)
+            for platform, hook in model.webhooks.items()
+        },
     )
 
 

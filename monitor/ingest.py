@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +55,7 @@ class IngestResult:
     duplicates: int
     threads: int
     waits: int
+    stored_by_account: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 class _Sql:
@@ -174,12 +175,14 @@ class Ingestor:
         batch = _unique(events, ids, seen_at)
         rows = self._rows(batch, seen_at, sql)
         stored = threads = waits = 0
+        by_account: dict[tuple[str, str], int] = {}
         if rows:
             _prepare_temp_tables(sql)
             stored = _merge_events(sql, rows)
             if stored:
                 names = {ids[key]: key[1] for key in keys}
                 threads, waits = _rederive(sql, self.accounts, names, batch)
+                by_account = _stored_by_account(sql, ids, stored)
         if cursor is not None:
             self._save_cursor(sql, ids[(cursor[0], cursor[1])], cursor[2], seen_at)
         return IngestResult(
@@ -188,6 +191,7 @@ class Ingestor:
             duplicates=len(rows) - stored,
             threads=threads,
             waits=waits,
+            stored_by_account=by_account,
         )
 
     def _rows(self, batch: _Batch, seen_at: datetime, sql: _Sql) -> list[tuple[Any, ...]]:
@@ -259,6 +263,17 @@ def _merge_events(sql: _Sql, rows: list[tuple[Any, ...]]) -> int:
             f"INSERT INTO events ({columns}) SELECT {columns} FROM rw_staging WHERE true " + _UPSERT
         )
     return changed
+
+
+def _stored_by_account(
+    sql: _Sql, ids: Mapping[tuple[str, str], int], stored: int
+) -> dict[tuple[str, str], int]:
+    """How many rows each account gained; one query only when the batch spans accounts."""
+    keys = {ident: key for key, ident in ids.items()}
+    if len(keys) == 1:
+        return {next(iter(keys.values())): stored}
+    counts = sql.fetch("SELECT account_id, COUNT(*) FROM rw_touched GROUP BY account_id")
+    return {keys[account_id]: int(count) for account_id, count in counts}
 
 
 def _rederive(

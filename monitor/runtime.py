@@ -1,0 +1,261 @@
+"""The long-running monitor: connectors, coordinators, the scheduler and the HTTP app.
+
+One APScheduler job per polled account (in-memory job store, rebuilt from the config and the
+store at start). Each job is a one-shot date trigger that the account's coordinator moves
+after every poll, which gives backoff, rate-limit waits and jitter without overlapping polls.
+Database writes run in a worker thread, one at a time, so the event loop never blocks on
+SQLite and SQLite never sees two writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import select
+
+from connectors import CONNECTORS
+from connectors.base import Connector, ConnectorSettings, Event, FetchResult
+from monitor.app import build_app
+from monitor.config import AccountConfig
+from monitor.context import AppContext
+from monitor.coordinator import PollCoordinator, PollRecord, decode_cursor
+from monitor.ingest import CURSORS, Ingestor
+from monitor.instance_lock import InstanceLock
+from monitor.metrics import Metrics
+from monitor.models import Account
+from monitor.secrets import SecretError
+from monitor.webhooks import MetaWebhook
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger("monitor.runtime")
+_ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
+_META_PLATFORMS = {"facebook": "page_id", "instagram": "ig_user_id"}
+
+
+@dataclass
+class Runtime:
+    """Everything ``replywatch run`` (and the demo) keeps alive."""
+
+    context: AppContext
+    host: str = "127.0.0.1"
+    port: int = 9874
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    base_url_for: Callable[[AccountConfig], str | None] = lambda account: account.base_url
+    request_timeout: float = 30.0
+    first_poll_spread: float = 5.0
+    metrics: Metrics = field(default_factory=Metrics)
+
+    coordinators: dict[str, PollCoordinator] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    observers: list[Callable[[PollRecord], None]] = field(default_factory=list)
+    address: str = ""
+
+    def __post_init__(self) -> None:
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.ingestor: Ingestor = self.context.ingestor()
+        self._write_lock = asyncio.Lock()
+        self._lock = InstanceLock(self.context.engine)
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._ids: dict[str, int] = {}
+
+    async def start(self) -> None:
+        """Take the store, build the connectors, start polling and serving."""
+        self._lock.acquire()
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.request_timeout)
+        )
+        with self.context.engine.connect() as connection:
+            self._ids = {
+                name: int(ident)
+                for ident, name in connection.execute(select(_ACCOUNTS.c.id, _ACCOUNTS.c.name))
+            }
+        now = self.clock()
+        for account in self.context.config.accounts.values():
+            if account.source == "poll":
+                self._add_account(account, now)
+        self.scheduler.start()
+        for index, coordinator in enumerate(self.coordinators.values()):
+            # Spread first polls so a restart does not hit every platform in the same second.
+            offset = self.first_poll_spread * index / max(1, len(self.coordinators))
+            self._schedule(coordinator, now + timedelta(seconds=offset))
+        app = build_app(self.metrics.registry, self.health, self._webhook_routes())
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        # With port 0 the system picks a free port; report the one actually bound.
+        bound = self._runner.addresses
+        if bound:
+            self.port = int(bound[0][1])
+        self.address = f"http://{self.host}:{self.port}"
+
+    def _add_account(self, account: AccountConfig, now: datetime) -> None:
+        connector_class = CONNECTORS.get(account.platform)
+        if connector_class is None:
+            self.unavailable[account.name] = f"no connector for {account.platform} yet"
+            log.warning(
+                "account %s: no connector for %s yet; only imported or pushed events are counted",
+                account.name,
+                account.platform,
+            )
+            return
+        try:
+            secrets = self.context.config.resolve_secrets(account.name)
+        except SecretError as err:
+            self.unavailable[account.name] = f"credentials unavailable: {err}"
+            log.error("account %s is not polled: %s", account.name, err)
+            return
+        assert self._session is not None
+        settings = ConnectorSettings(
+            account=account.name,
+            ids=account.ids,
+            secrets=secrets,
+            channels=account.channels,
+            backfill_since=now - self.context.config.backfill,
+            base_url=self.base_url_for(account),
+            options=account.options,
+            request_timeout=self.request_timeout,
+        )
+        connector: Connector = connector_class(settings, self._session)  # type: ignore[call-arg]
+        self.metrics.prepare_account(account.platform, account.name)
+        name = account.name
+        coordinator = PollCoordinator(
+            platform=account.platform,
+            account=name,
+            connector=connector,
+            interval=account.poll_interval,
+            load_cursor=lambda: self._load_cursor(name),
+            store=lambda result, cursor: self._store_poll(account.platform, name, result, cursor),
+            clock=self.clock,
+            on_record=self._on_record,
+        )
+        self.coordinators[name] = coordinator
+
+    def _webhook_routes(self) -> list[web.RouteDef]:
+        config = self.context.config
+        if "meta" not in config.webhooks:
+            return []
+        secrets = config.resolve_webhook_secrets("meta")
+        accounts = {
+            (account.platform, account.ids[_META_PLATFORMS[account.platform]]): account.name
+            for account in config.accounts.values()
+            if account.platform in _META_PLATFORMS
+            and _META_PLATFORMS[account.platform] in account.ids
+        }
+        self.metrics.prepare_webhooks("meta")
+        hook = MetaWebhook(
+            app_secret=secrets["app_secret"],
+            verify_token=secrets["verify_token"],
+            accounts=accounts,
+            store=self.store_events,
+            metrics=self.metrics,
+            max_body_bytes=config.webhooks["meta"].max_body_bytes,
+        )
+        return hook.routes()
+
+    def _schedule(self, coordinator: PollCoordinator, at: datetime) -> None:
+        self.scheduler.add_job(
+            self._run_poll,
+            trigger=DateTrigger(run_date=at, timezone=UTC),
+            args=[coordinator],
+            id=coordinator.account,
+            name=f"poll {coordinator.platform}/{coordinator.account}",
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+            max_instances=1,
+        )
+
+    async def _run_poll(self, coordinator: PollCoordinator) -> None:
+        record = await coordinator.poll()
+        if record.next_poll_at is not None and self.scheduler.running:
+            self._schedule(coordinator, record.next_poll_at)
+
+    def _on_record(self, record: PollRecord) -> None:
+        self.metrics.record_poll(record)
+        for observer in self.observers:
+            observer(record)
+
+    async def _load_cursor(self, account: str) -> Mapping[str, str]:
+        account_id = self._ids.get(account)
+        if account_id is None:
+            return {}
+
+        def read() -> str | None:
+            with self.context.engine.connect() as connection:
+                value = connection.execute(
+                    select(CURSORS.c.value).where(CURSORS.c.account_id == account_id)
+                ).scalar_one_or_none()
+            return None if value is None else str(value)
+
+        return decode_cursor(await asyncio.to_thread(read))
+
+    async def _store_poll(
+        self, platform: str, account: str, result: FetchResult, cursor: Mapping[str, str]
+    ) -> int:
+        async with self._write_lock:
+            stored = await asyncio.to_thread(
+                self.ingestor.ingest,
+                result.events,
+                cursor=(platform, account, cursor),
+                seen_at=self.clock(),
+            )
+        return stored.stored
+
+    async def store_events(self, events: Sequence[Event]) -> int:
+        """Store pushed events (webhooks); returns how many were new."""
+        async with self._write_lock:
+            result = await asyncio.to_thread(
+                self.ingestor.ingest, list(events), seen_at=self.clock()
+            )
+        for (platform, account), count in result.stored_by_account.items():
+            self.metrics.events_stored.labels(platform, account, "webhook").inc(count)
+        return result.stored
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Whether the scheduler runs, and each account's polling state."""
+        running = bool(self.scheduler.running)
+        accounts: dict[str, Any] = {
+            name: coordinator.describe() for name, coordinator in self.coordinators.items()
+        }
+        for name, reason in self.unavailable.items():
+            accounts[name] = {"state": "unavailable", "last_error": reason}
+        return running, {
+            "status": "ok" if running else "stopped",
+            "scheduler": "running" if running else "stopped",
+            "accounts": accounts,
+        }
+
+    async def stop(self) -> None:
+        """Stop polling and serving, close connectors, release the store."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for coordinator in self.coordinators.values():
+            # Let a poll that is storing finish its transaction.
+            async with coordinator._lock:
+                await coordinator.connector.aclose()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        self._lock.release()
