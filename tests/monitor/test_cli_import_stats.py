@@ -110,8 +110,17 @@ def test_stats_json_csv_and_by_channel(tmp_path: Path, run_cli: object, store_ur
     assert shop["open_waits"] == 1 and shop["oldest_open_wait_seconds"] == 86400.0
     assert shop["target_met"] is None  # 3 waits < min_waits 5
     assert shop["profile"] == "strict" and shop["profile_version"] == 1
-    table = run_cli("--database", store_url, "stats", "--as-of", AS_OF, "--format", "csv",  # type: ignore[operator]
-                    "--by", "channel")
+    table = run_cli(
+        "--database",
+        store_url,
+        "stats",
+        "--as-of",
+        AS_OF,
+        "--format",
+        "csv",  # type: ignore[operator]
+        "--by",
+        "channel",
+    )
     rows = list(csv.DictReader(io.StringIO(table.out)))
     by_channel = {(r["account"], r["channel"]): r for r in rows}
     assert by_channel[("shop-fb", "comment")]["mean_response_seconds"] == "2400.0"
@@ -122,13 +131,37 @@ def test_stats_json_csv_and_by_channel(tmp_path: Path, run_cli: object, store_ur
 def test_stats_profile_and_window(tmp_path: Path, run_cli: object, sqlite_url: str) -> None:
     """--profile judges by another definition; --from/--to bound the window."""
     run_cli("--database", sqlite_url, "import", str(write_csv(tmp_path, ROWS)))  # type: ignore[operator]
-    result = run_cli("--database", sqlite_url, "stats", "--as-of", AS_OF, "--format", "json",  # type: ignore[operator]
-                     "--profile", "reviews", "--account", "app")
+    result = run_cli(
+        "--database",
+        sqlite_url,
+        "stats",
+        "--as-of",
+        AS_OF,
+        "--format",
+        "json",  # type: ignore[operator]
+        "--profile",
+        "reviews",
+        "--account",
+        "app",
+    )
     [app] = json.loads(result.out)
     # The rating-1 review is tier negative: 3 h is inside its 4 h deadline.
     assert app["response_rate"] == 1.0 and app["profile"] == "reviews"
-    narrow = run_cli("--database", sqlite_url, "stats", "--as-of", AS_OF, "--format", "json",  # type: ignore[operator]
-                     "--from", "2026-11-17", "--to", "2026-11-18", "--account", "shop-fb")
+    narrow = run_cli(
+        "--database",
+        sqlite_url,
+        "stats",
+        "--as-of",
+        AS_OF,
+        "--format",
+        "json",  # type: ignore[operator]
+        "--from",
+        "2026-11-17",
+        "--to",
+        "2026-11-18",
+        "--account",
+        "shop-fb",
+    )
     [shop] = json.loads(narrow.out)
     assert shop["waits"] == 1 and shop["answered"] == 0
     assert shop["window"]["start"] == "2026-11-17T00:00:00+00:00"
@@ -138,8 +171,9 @@ def test_stats_profile_and_window(tmp_path: Path, run_cli: object, sqlite_url: s
     assert "shop-fb" in table.out and "66.7%" in table.out
 
 
-def test_meta_badge_profile_derived_on_the_fly(tmp_path: Path, run_cli: object,
-                                               sqlite_url: str) -> None:
+def test_meta_badge_profile_derived_on_the_fly(
+    tmp_path: Path, run_cli: object, sqlite_url: str
+) -> None:
     """Asking a strict account for meta-badge figures counts only turns after 24 h silence."""
     rows = [
         "facebook,shop,t,1,customer,2026-11-16T09:00:00Z,dm,,",
@@ -150,10 +184,30 @@ def test_meta_badge_profile_derived_on_the_fly(tmp_path: Path, run_cli: object,
         "facebook,shop,t,6,business,2026-11-17T12:01:00Z,dm,,",
     ]
     run_cli("--database", sqlite_url, "import", str(write_csv(tmp_path, rows)))  # type: ignore[operator]
-    strict = json.loads(run_cli("--database", sqlite_url, "stats", "--as-of", AS_OF,  # type: ignore[operator]
-                                "--format", "json").out)[0]
-    badge = json.loads(run_cli("--database", sqlite_url, "stats", "--as-of", AS_OF,  # type: ignore[operator]
-                               "--format", "json", "--profile", "meta-badge").out)[0]
+    strict = json.loads(
+        run_cli(
+            "--database",
+            sqlite_url,
+            "stats",
+            "--as-of",
+            AS_OF,  # type: ignore[operator]
+            "--format",
+            "json",
+        ).out
+    )[0]
+    badge = json.loads(
+        run_cli(
+            "--database",
+            sqlite_url,
+            "stats",
+            "--as-of",
+            AS_OF,  # type: ignore[operator]
+            "--format",
+            "json",
+            "--profile",
+            "meta-badge",
+        ).out
+    )[0]
     assert strict["waits"] == 3
     # Turn 3 came 55 min after the reply, turn 5 25 h after: only 1 and 5 open waits.
     assert badge["waits"] == 2 and badge["mean_response_seconds"] == (300 + 60) / 2
@@ -161,7 +215,13 @@ def test_meta_badge_profile_derived_on_the_fly(tmp_path: Path, run_cli: object,
 
 def test_progress_bar_is_drawn_when_asked(tmp_path: Path, run_cli: object, sqlite_url: str) -> None:
     """--progress always draws on stderr even when it is not a terminal."""
-    result = run_cli("--database", sqlite_url, "import", "--progress", "always",  # type: ignore[operator]
-                     str(write_csv(tmp_path, ROWS)))
+    result = run_cli(
+        "--database",
+        sqlite_url,
+        "import",
+        "--progress",
+        "always",  # type: ignore[operator]
+        str(write_csv(tmp_path, ROWS)),
+    )
     assert result.code == 0
     assert "importing" in result.err

@@ -89,8 +89,12 @@ def test_good_config_resolves_profiles_hours_and_overrides(tmp_path: Path) -> No
         ('channels = ["dm", "review"]', "acme-facebook", "channels", "no 'review' channel"),
         ('channels = ["sms"]', "acme-facebook", "channels.0", "dm"),
         ('poll_interval = "soon"', "acme-facebook", "poll_interval", "not a duration"),
-        ('targets = { response_target = "15x" }', "acme-facebook", "targets.response_target",
-         "not a duration"),
+        (
+            'targets = { response_target = "15x" }',
+            "acme-facebook",
+            "targets.response_target",
+            "not a duration",
+        ),
         ("targets = { rate_target = 1.5 }", "acme-facebook", "targets.rate_target", "1"),
         ('colour = "red"', "acme-facebook", "colour", "unknown field"),
     ],
@@ -157,7 +161,9 @@ def test_profile_cycles_and_bad_business_hours(tmp_path: Path) -> None:
     assert any("field 'business_hours'" in p and "9-5" in p for p in problems)
 
 
-def test_check_config_command(tmp_path: Path, run_cli: object, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_config_command(
+    tmp_path: Path, run_cli: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """check-config exits 0 on a good file and 2 with one line per problem otherwise."""
     path = write(tmp_path, GOOD)
     (tmp_path / "secrets").mkdir()

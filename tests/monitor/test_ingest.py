@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -40,8 +40,13 @@ def stored_waits(engine: Engine) -> list[tuple[object, ...]]:
     with engine.connect() as connection:
         rows = connection.execute(
             select(
-                WAITS.c.thread_id, WAITS.c.opened_by, WAITS.c.opened_at, WAITS.c.closed_by,
-                WAITS.c.closed_at, WAITS.c.response_seconds, WAITS.c.tier,
+                WAITS.c.thread_id,
+                WAITS.c.opened_by,
+                WAITS.c.opened_at,
+                WAITS.c.closed_by,
+                WAITS.c.closed_at,
+                WAITS.c.response_seconds,
+                WAITS.c.tier,
             ).order_by(WAITS.c.thread_id, WAITS.c.opened_at)
         )
         return [tuple(row) for row in rows]
@@ -62,8 +67,9 @@ def ingestor(store_url: str) -> Iterator[Ingestor]:
 
 def test_waits_are_derived_and_times_are_utc(ingestor: Ingestor) -> None:
     """A customer turn and the business reply give one closed wait of 7 minutes."""
-    result = ingestor.ingest([event("m1", "customer", 0), event("m2", "customer", 3),
-                              event("m3", "business", 7)])
+    result = ingestor.ingest(
+        [event("m1", "customer", 0), event("m2", "customer", 3), event("m3", "business", 7)]
+    )
     assert (result.stored, result.duplicates, result.waits) == (3, 0, 1)
     [wait] = stored_waits(ingestor.engine)
     assert wait[1] == "m1" and wait[3] == "m3"
@@ -73,8 +79,11 @@ def test_waits_are_derived_and_times_are_utc(ingestor: Ingestor) -> None:
 
 def test_same_events_twice_change_nothing(ingestor: Ingestor) -> None:
     """Re-delivery counts once: no new events, the same waits."""
-    batch = [event("m1", "customer", 0), event("m2", "business", 5),
-             event("m3", "customer", 30, thread="t2")]
+    batch = [
+        event("m1", "customer", 0),
+        event("m2", "business", 5),
+        event("m3", "customer", 30, thread="t2"),
+    ]
     ingestor.ingest(batch)
     before = stored_waits(ingestor.engine)
     again = ingestor.ingest(list(reversed(batch)))
@@ -147,7 +156,9 @@ def test_cursor_is_saved_with_the_events(ingestor: Ingestor) -> None:
     assert json.loads(value) == {"dm": "2026"}
 
 
-def test_failure_mid_batch_stores_nothing(ingestor: Ingestor, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_mid_batch_stores_nothing(
+    ingestor: Ingestor, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A crash while deriving waits rolls back the events and the cursor too."""
     ingestor.ingest([event("m0", "customer", 0, thread="t0")])
     import monitor.ingest as ingest_module
@@ -157,8 +168,10 @@ def test_failure_mid_batch_stores_nothing(ingestor: Ingestor, monkeypatch: pytes
 
     monkeypatch.setattr(ingest_module, "derive_waits", explode)
     with pytest.raises(RuntimeError):
-        ingestor.ingest([event("m1", "customer", 1), event("m2", "business", 2)],
-                        cursor=("facebook", "shop", {"dm": "later"}))
+        ingestor.ingest(
+            [event("m1", "customer", 1), event("m2", "business", 2)],
+            cursor=("facebook", "shop", {"dm": "later"}),
+        )
     monkeypatch.undo()
     assert count(ingestor.engine, EVENTS) == 1
     assert count(ingestor.engine, CURSORS) == 0
@@ -174,8 +187,14 @@ def test_policy_change_rederives_at_start(tmp_path: Path, sqlite_url: str) -> No
     config_path.write_text(base)
     context = AppContext.open(config_path, sqlite_url)
     # Two customer turns 1 h apart, each answered: two waits under strict, one under meta-badge.
-    context.ingestor().ingest([event("a", "customer", 0), event("b", "business", 5),
-                               event("c", "customer", 65), event("d", "business", 70)])
+    context.ingestor().ingest(
+        [
+            event("a", "customer", 0),
+            event("b", "business", 5),
+            event("c", "customer", 65),
+            event("d", "business", 70),
+        ]
+    )
     assert len(stored_waits(context.engine)) == 2
     context.close()
     config_path.write_text(base + 'profile = "meta-badge"\n')

@@ -28,8 +28,16 @@ def test_reopening_keeps_data_and_revision(store_url: str) -> None:
     engine = open_engine(store_url)
     table = Account.__table__  # type: ignore[attr-defined]
     with engine.begin() as connection:
-        connection.execute(insert(table), {"platform": "x", "name": "kept", "profile": "strict",
-                                           "derivation": "", "created_at": datetime.now(UTC)})
+        connection.execute(
+            insert(table),
+            {
+                "platform": "x",
+                "name": "kept",
+                "profile": "strict",
+                "derivation": "",
+                "created_at": datetime.now(UTC),
+            },
+        )
     engine.dispose()
     engine = open_engine(store_url)
     with engine.connect() as connection:
