@@ -14,6 +14,8 @@ from connectors.errors import (
     ConnectorRateLimited,
     ConnectorResponseError,
 )
+from connectors.facebook import FacebookConnector
+from connectors.instagram import InstagramConnector
 
 __all__ = [
     "CONNECTORS",
@@ -25,8 +27,13 @@ __all__ = [
     "ConnectorResponseError",
     "ConnectorSettings",
     "Event",
+    "FacebookConnector",
     "FetchResult",
+    "InstagramConnector",
 ]
 
 # platform name -> connector class; filled in as connectors land (style.md rule 6).
-CONNECTORS: dict[str, type[Connector]] = {}
+CONNECTORS: dict[str, type[Connector]] = {
+    "facebook": FacebookConnector,
+    "instagram": InstagramConnector,
+}

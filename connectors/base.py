@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 __all__ = [
@@ -52,8 +52,8 @@ class Event:
     def __post_init__(self) -> None:
         if self.created_at.tzinfo is None:
             raise ValueError(f"event {self.message_id!r}: created_at must be timezone-aware")
-        if self.created_at.tzinfo is not timezone.utc:
-            object.__setattr__(self, "created_at", self.created_at.astimezone(timezone.utc))
+        if self.created_at.tzinfo is not UTC:
+            object.__setattr__(self, "created_at", self.created_at.astimezone(UTC))
         if self.author_role not in AUTHOR_ROLES:
             raise ValueError(f"event {self.message_id!r}: unknown author_role {self.author_role!r}")
         if self.channel not in CHANNELS:

@@ -19,7 +19,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -78,8 +78,9 @@ warn_after = "20s"
 escalate_after = "1m"
 min_waits = 3
 
-[webhooks.meta]
-secrets = {{ app_secret = "env:REPLYWATCH_DEMO_APP_SECRET", verify_token = "env:REPLYWATCH_DEMO_VERIFY_TOKEN" }}
+[webhooks.meta.secrets]
+app_secret = "env:REPLYWATCH_DEMO_APP_SECRET"
+verify_token = "env:REPLYWATCH_DEMO_VERIFY_TOKEN"
 {accounts}
 """
 
@@ -168,11 +169,11 @@ class Simulation:
             self._customers += 1
             customer = f"{business.platform_id}{self._customers:05d}"
             channel = self.rng.choice(business.channels)
-            await self._customer_writes(business, customer, channel, session)
+            written = await self._customer_writes(business, customer, channel, session)
             if self.rng.random() >= business.unanswered_share:
                 delay = self.reply_delay(business)
                 task = asyncio.create_task(
-                    self._team_answers(business, customer, channel, delay, session)
+                    self._team_answers(business, customer, channel, written, delay, session)
                 )
                 self._pending.append(task)
 
@@ -182,43 +183,39 @@ class Simulation:
         customer: str,
         channel: str,
         session: aiohttp.ClientSession,
-    ) -> None:
+    ) -> str:
         at = self.clock()
+        owner = business.platform_id
         if channel == "dm":
-            self.fake.customer_message(business.platform_id, customer, at)
-            await self._maybe_webhook(session, "message", business, customer, at)
-        else:
-            self.fake.customer_comment(business.platform_id, customer, at)
+            mid = self.fake.customer_message(owner, customer, at)
+            await self._maybe_webhook(session, self.fake.message_webhook(owner, mid))
+            return mid
+        comment = self.fake.customer_comment(owner, customer, at)
+        await self._maybe_webhook(session, self.fake.comment_webhook(owner, comment))
+        return comment
 
     async def _team_answers(
         self,
         business: DemoBusiness,
         customer: str,
         channel: str,
+        written: str,
         delay: float,
         session: aiohttp.ClientSession,
     ) -> None:
         await asyncio.sleep(delay)
         at = self.clock()
+        owner = business.platform_id
         if channel == "dm":
-            self.fake.business_reply(business.platform_id, customer, at)
-            await self._maybe_webhook(session, "echo", business, customer, at)
+            mid = self.fake.business_reply(owner, customer, at)
+            await self._maybe_webhook(session, self.fake.message_webhook(owner, mid))
         else:
-            self.fake.business_comment_reply(business.platform_id, customer, at)
+            self.fake.business_comment_reply(owner, written, at)
 
-    async def _maybe_webhook(
-        self,
-        session: aiohttp.ClientSession,
-        kind: str,
-        business: DemoBusiness,
-        customer: str,
-        at: datetime,
-    ) -> None:
+    async def _maybe_webhook(self, session: aiohttp.ClientSession, body: bytes) -> None:
         if self.webhook_url is None or self.rng.random() >= self.webhook_share:
             return
-        body, headers = self.fake.signed_webhook(
-            APP_SECRET, self.fake.webhook_body(kind, business.platform_id, customer)
-        )
+        body, headers = self.fake.signed_webhook(APP_SECRET, body)
         try:
             async with session.post(self.webhook_url, data=body, headers=headers) as response:
                 await response.read()
@@ -228,8 +225,20 @@ class Simulation:
 
 def _table(rows: list[StatsRow], states: dict[str, str], address: str) -> Table:
     table = Table(title=f"replywatch demo: serving {address}  (Ctrl-C to stop)")
-    for header in ("account", "platform", "poll", "open", "oldest wait", "waits",
-                   "answered", "rate", "in 30 s", "mean", "p90", "badge"):
+    for header in (
+        "account",
+        "platform",
+        "poll",
+        "open",
+        "oldest wait",
+        "waits",
+        "answered",
+        "rate",
+        "in 30 s",
+        "mean",
+        "p90",
+        "badge",
+    ):
         table.add_column(header, justify="left" if header in ("account", "platform") else "right")
     for row in rows:
         f = row.figures
@@ -241,10 +250,20 @@ def _table(rows: list[StatsRow], states: dict[str, str], address: str) -> Table:
             return "-" if value is None else f"{value * 100:.0f}%"
 
         badge = {True: "[green]met[/]", False: "[red]missed[/]", None: "-"}[f.target_met]
-        table.add_row(row.account, row.platform, states.get(row.account, "-"),
-                      str(f.open_waits), secs(f.oldest_open_wait_seconds), str(f.waits),
-                      str(f.answered), pct(f.response_rate), pct(f.within_target_share),
-                      secs(f.mean_response_seconds), secs(f.p90_response_seconds), badge)
+        table.add_row(
+            row.account,
+            row.platform,
+            states.get(row.account, "-"),
+            str(f.open_waits),
+            secs(f.oldest_open_wait_seconds),
+            str(f.waits),
+            str(f.answered),
+            pct(f.response_rate),
+            pct(f.within_target_share),
+            secs(f.mean_response_seconds),
+            secs(f.p90_response_seconds),
+            badge,
+        )
     return table
 
 
@@ -254,13 +273,16 @@ def _plain(rows: list[StatsRow]) -> str:
         f = row.figures
         rate = "-" if f.response_rate is None else f"{f.response_rate * 100:.0f}%"
         mean = "-" if f.mean_response_seconds is None else f"{f.mean_response_seconds:.0f}s"
-        parts.append(f"{row.account}: waits {f.waits}, open {f.open_waits}, rate {rate}, "
-                     f"mean {mean}, badge {f.target_met}")
+        parts.append(
+            f"{row.account}: waits {f.waits}, open {f.open_waits}, rate {rate}, "
+            f"mean {mean}, badge {f.target_met}"
+        )
     return "; ".join(parts)
 
 
-async def _demo(listen: str, out: TextIO, seconds: float | None, plain: bool,
-                database: Path) -> None:
+async def _demo(
+    listen: str, out: TextIO, seconds: float | None, plain: bool, database: Path
+) -> None:
     import os
 
     for index in range(len(BUSINESSES)):
@@ -281,8 +303,9 @@ async def _demo(listen: str, out: TextIO, seconds: float | None, plain: bool,
 
     host, port = parse_listen(listen)
     context = AppContext.open(config_path, f"sqlite:///{database}")
-    runtime = Runtime(context, host=host, port=port, base_url_for=lambda _account: fake_url,
-                      first_poll_spread=1.0)
+    runtime = Runtime(
+        context, host=host, port=port, base_url_for=lambda _account: fake_url, first_poll_spread=1.0
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -294,8 +317,12 @@ async def _demo(listen: str, out: TextIO, seconds: float | None, plain: bool,
     simulation.setup()
     await runtime.start()
     simulation.webhook_url = f"{runtime.address}/hooks/meta"
-    print(f"replywatch demo: fake Meta Graph API at {fake_url}, monitor serving "
-          f"{runtime.address} (/healthz, /metrics); store {database}", file=out, flush=True)
+    print(
+        f"replywatch demo: fake Meta Graph API at {fake_url}, monitor serving "
+        f"{runtime.address} (/healthz, /metrics); store {database}",
+        file=out,
+        flush=True,
+    )
     async with aiohttp.ClientSession() as session:
         traffic = asyncio.create_task(simulation.run(session, stop))
         try:
@@ -306,8 +333,9 @@ async def _demo(listen: str, out: TextIO, seconds: float | None, plain: bool,
             await runtime.stop()
             await fake_runner.cleanup()
             context.close()
-    print(f"demo stopped; inspect it with: replywatch --database sqlite:///{database} stats",
-          file=out)
+    print(
+        f"demo stopped; inspect it with: replywatch --database sqlite:///{database} stats", file=out
+    )
 
 
 def _snapshot(runtime: Runtime) -> tuple[list[StatsRow], dict[str, str]]:
@@ -338,8 +366,14 @@ async def _show(runtime: Runtime, out: TextIO, plain: bool, stop: asyncio.Event)
                 continue
 
 
-def run_demo(listen: str, out: TextIO, *, seconds: float | None = None, plain: bool = False,
-             database: Path | None = None) -> int:
+def run_demo(
+    listen: str,
+    out: TextIO,
+    *,
+    seconds: float | None = None,
+    plain: bool = False,
+    database: Path | None = None,
+) -> int:
     """Run the demo until Ctrl-C (or ``seconds``); returns the exit code."""
     target = database or Path("replywatch-demo.db").resolve()
     try:

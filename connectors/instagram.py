@@ -1,0 +1,52 @@
+"""Instagram direct messages and comments on the account's media.
+
+Both API flavours are supported (``options.login``): ``facebook`` (the default) reads
+``graph.facebook.com/{page_id}/conversations?platform=instagram`` with a Page token;
+``instagram`` reads ``graph.instagram.com/me/conversations?platform=instagram`` with an
+Instagram user token. The business is told apart by ``from.id == ig_user_id`` on both.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from connectors._meta import MetaConnector, MetaFlavour
+
+__all__ = ["InstagramConnector"]
+
+
+class InstagramConnector(MetaConnector):
+    """Polls an Instagram professional account through the Graph API."""
+
+    platform: ClassVar[str] = "instagram"
+    flavour: ClassVar[MetaFlavour] = MetaFlavour(
+        platform="instagram",
+        owner_key="ig_user_id",
+        messaging_platform="instagram",
+        parents_edge="media",
+        parents_fields="id,timestamp,permalink",
+        parent_time="timestamp",
+        comment_fields=(
+            "id,timestamp,from{id,username},parent_id,permalink,"
+            "replies{id,timestamp,from{id,username},parent_id}"
+        ),
+        comment_time="timestamp",
+        comment_url="permalink",
+        parent_url="permalink",
+        nested_replies=True,
+    )
+
+    def _instagram_login(self) -> bool:
+        return self.settings.options.get("login", "facebook") == "instagram"
+
+    def _base_url(self) -> str:
+        return "https://graph.instagram.com" if self._instagram_login() else super()._base_url()
+
+    def _conversations_path(self) -> str:
+        if self._instagram_login():
+            return "me/conversations"
+        page = self.settings.ids.get("page_id")
+        if not page:
+            # Without a linked Page the Facebook-login flavour has no conversations edge.
+            return f"{self.owner_id}/conversations"
+        return f"{page}/conversations"
