@@ -342,7 +342,8 @@ class FakeMeta:
             # An Instagram-login token names its account; prefer the platform asked for.
             matches = [o for o in self.owners.values() if o.token == token]
             preferred = [o for o in matches if o.platform == platform]
-            return (preferred or matches or [None])[0]
+            found = preferred or matches
+            return found[0] if found else None
         if edge == "conversations" and platform == "instagram":
             for owner in self.owners.values():
                 if owner.platform == "instagram" and node in (owner.id, owner.page_id):
