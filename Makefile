@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench bench-ingest clean services
+.PHONY: demo test check bench bench-ingest bench-poll clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,10 @@ test: $(STAMP)
 check: $(STAMP)
 	scripts/check
 
-bench: bench-ingest
+bench: bench-ingest bench-poll
+
+bench-poll: $(STAMP)
+	$(BIN)/python bench/poll.py
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py

@@ -27,6 +27,7 @@ from connectors.base import Event
 from monitor.accounts import AccountDirectory, AccountPolicy
 from monitor.models import Cursor, StoredEvent, StoredWait, sqlite_time
 from monitor.profiles import WaitRule
+from monitor.recent import RecentlyStored, stored_time
 from monitor.waits import BusinessClock, ThreadEvent, derive_waits
 
 __all__ = ["EVENTS", "WAITS", "IngestResult", "Ingestor", "rederive_account"]
@@ -125,10 +126,7 @@ def _unique(
     unique: _Batch = {}
     for event in events:
         account_id = ids[(event.platform, event.account)]
-        created = event.created_at
-        if event.channel == "review" and event.author_role != "customer":
-            # Platforms that overwrite a reply's time on edit: never later than first seen.
-            created = min(created, seen_at)
+        created = stored_time(event, seen_at)
         key = (account_id, event.message_id)
         if key not in unique or created < unique[key][0]:
             unique[key] = (created, event)
@@ -138,10 +136,19 @@ def _unique(
 class Ingestor:
     """Stores events and keeps the derived waits in step, in one transaction per call."""
 
-    def __init__(self, engine: Engine, accounts: AccountDirectory, *, keep_text: bool = False):
+    def __init__(
+        self,
+        engine: Engine,
+        accounts: AccountDirectory,
+        *,
+        keep_text: bool = False,
+        recent: RecentlyStored | None = None,
+    ):
         self.engine = engine
         self.accounts = accounts
         self.keep_text = keep_text
+        # Only a single-writer, long-running process may skip the store (see monitor.recent).
+        self.recent = recent
 
     def ingest(
         self,
@@ -152,13 +159,24 @@ class Ingestor:
     ) -> IngestResult:
         """Store events (and optionally an account's new cursor) atomically."""
         seen_at = seen_at or datetime.now(UTC)
+        recent = self.recent
+        if (
+            recent is not None
+            and cursor is not None
+            and recent.covers((cursor[0], cursor[1]), events, cursor[2], seen_at)
+        ):
+            return IngestResult(len(events), 0, len(events), 0, 0)
         try:
             with self.engine.begin() as connection:
-                return self._ingest(connection, events, cursor, seen_at)
+                result = self._ingest(connection, events, cursor, seen_at)
         except Exception:
             # Account ids created inside a rolled-back transaction no longer exist.
             self.accounts.forget()
             raise
+        if recent is not None:
+            key = (cursor[0], cursor[1]) if cursor else ("", "")
+            recent.remember(key, events, cursor[2] if cursor else None, seen_at)
+        return result
 
     def _ingest(
         self,

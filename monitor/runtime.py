@@ -32,6 +32,7 @@ from monitor.ingest import CURSORS, Ingestor
 from monitor.instance_lock import InstanceLock
 from monitor.metrics import Metrics
 from monitor.models import Account
+from monitor.recent import RecentlyStored
 from monitor.secrets import SecretError
 from monitor.webhooks import MetaWebhook
 
@@ -62,7 +63,13 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self.ingestor: Ingestor = self.context.ingestor()
+        self.ingestor = Ingestor(
+            self.context.engine,
+            self.context.accounts,
+            keep_text=self.context.config.store_excerpts,
+            recent=RecentlyStored(),
+        )
+        self._cursors: dict[str, Mapping[str, str]] = {}
         self._write_lock = asyncio.Lock()
         self._lock = InstanceLock(self.context.engine)
         self._session: aiohttp.ClientSession | None = None
@@ -195,6 +202,9 @@ class Runtime:
             observer(record)
 
     async def _load_cursor(self, account: str) -> Mapping[str, str]:
+        # This process is the only writer of its accounts' cursors: read each once.
+        if account in self._cursors:
+            return self._cursors[account]
         account_id = self._ids.get(account)
         if account_id is None:
             return {}
@@ -206,7 +216,9 @@ class Runtime:
                 ).scalar_one_or_none()
             return None if value is None else str(value)
 
-        return decode_cursor(await asyncio.to_thread(read))
+        cursor = decode_cursor(await asyncio.to_thread(read))
+        self._cursors[account] = cursor
+        return cursor
 
     async def _store_poll(
         self, platform: str, account: str, result: FetchResult, cursor: Mapping[str, str]
@@ -218,6 +230,7 @@ class Runtime:
                 cursor=(platform, account, cursor),
                 seen_at=self.clock(),
             )
+        self._cursors[account] = dict(cursor)
         return stored.stored
 
     async def store_events(self, events: Sequence[Event]) -> int:

@@ -1,0 +1,183 @@
+"""Benchmark: ``replywatch run`` polling thousands of fake Pages, against a bare aiohttp client.
+
+Run with ``make bench-poll`` (``.venv/bin/python bench/poll.py --accounts 5000 --minutes 3``).
+
+1. The fake Graph API runs in its own process (``bench/fake_graph_server.py``) with customers
+   writing to every Page about once a minute.
+2. ``replywatch run`` polls every account every 60 s for the given minutes (its first poll is
+   the 7-day backfill). Its CPU time and peak memory are read from ``/proc``; the polls it made
+   from its ``/metrics``; the lag between a message's creation on the fake and its arrival in
+   the store from the store itself (``first_seen_at - created_at``).
+3. In the same run, a bare aiohttp client fetches and parses the same conversation pages for
+   every account, as many times as replywatch polled, and its CPU time is measured.
+
+Targets: replywatch's CPU per poll at most 2x the bare client's, peak memory under 400 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.fake_graph_server import page_id, token  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def write_config(folder: Path, url: str, accounts: int) -> Path:
+    """A config with one Facebook account per fake Page, polled every 60 s."""
+    parts = ['[replywatch]\nbackfill = "7d"\n']
+    for index in range(accounts):
+        parts.append(
+            f'[[accounts]]\nname = "page-{index}"\nplatform = "facebook"\n'
+            f'ids = {{ page_id = "{page_id(index)}" }}\nchannels = ["dm"]\n'
+            f'poll_interval = "60s"\nbase_url = "{url}"\n'
+            f'secrets = {{ access_token = "env:BENCH_TOKEN_{index}" }}\n'
+        )
+    path = folder / "bench.toml"
+    path.write_text("\n".join(parts))
+    return path
+
+
+async def bare_client(url: str, accounts: int, polls: int) -> float:
+    """CPU seconds for a plain client to fetch and parse ``polls`` conversation pages."""
+    fields = "id,updated_time,link,message_count,participants,messages.limit(20){id,created_time,from}"
+    started = time.process_time()
+    semaphore = asyncio.Semaphore(50)
+    async with aiohttp.ClientSession() as session:
+
+        async def one(index: int) -> int:
+            params = {"platform": "messenger", "fields": fields, "limit": "25",
+                      "access_token": token(index)}
+            async with semaphore, session.get(
+                f"{url}/v21.0/{page_id(index)}/conversations", params=params
+            ) as response:
+                body = json.loads(await response.read())
+            count = 0
+            for conversation in body["data"]:
+                for message in conversation["messages"]["data"]:
+                    datetime.fromisoformat(message["created_time"])
+                    count += message["from"]["id"] == page_id(index)
+            return count
+
+        await asyncio.gather(*(one(i % accounts) for i in range(polls)))
+    return time.process_time() - started
+
+
+def polls_made(metrics: str) -> int:
+    """Sum of replywatch_polls_total over accounts and outcomes."""
+    total = 0.0
+    for match in re.finditer(r"^replywatch_polls_total\{[^}]*\} ([0-9.e+]+)$", metrics, re.M):
+        total += float(match.group(1))
+    return int(total)
+
+
+async def run(accounts: int, minutes: float, folder: Path) -> int:
+    """Run both measurements and print the report."""
+    python = sys.executable
+    root = Path(__file__).resolve().parent.parent
+    fake = await asyncio.create_subprocess_exec(
+        python, "-m", "bench.fake_graph_server", "--accounts", str(accounts),
+        stdout=asyncio.subprocess.PIPE, cwd=root,
+    )
+    assert fake.stdout is not None
+    port = int((await asyncio.wait_for(fake.stdout.readline(), 300)).split()[1])
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **{f"BENCH_TOKEN_{i}": token(i) for i in range(accounts)}}
+    database = folder / "bench.db"
+    monitor = await asyncio.create_subprocess_exec(
+        python, "-m", "monitor.cli", "--config", str(write_config(folder, url, accounts)),
+        "--database", f"sqlite:///{database}", "run", "--listen", "127.0.0.1:0",
+        stdout=asyncio.subprocess.PIPE, env=env, cwd=root,
+    )
+    assert monitor.stdout is not None
+    address = ""
+    while not address:
+        line = (await asyncio.wait_for(monitor.stdout.readline(), 300)).decode()
+        if "serving" in line:
+            address = line.split("serving ")[1].split(" ")[0]
+    while "backfill finished" not in line:
+        line = (await asyncio.wait_for(monitor.stdout.readline(), 600)).decode()
+    # Steady state only: start-up and the 7-day backfill are not per-poll costs.
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{address}/metrics") as reply:
+            polls_before = polls_made(await reply.text())
+        cpu_before = cpu_seconds(monitor.pid)
+        print(f"backfill done; polling {accounts} accounts every 60 s for {minutes:g} min ...",
+              flush=True)
+        drain = asyncio.create_task(monitor.stdout.read())
+        await asyncio.sleep(minutes * 60)
+        cpu = cpu_seconds(monitor.pid) - cpu_before
+        memory = peak_rss_mb(monitor.pid)
+        async with session.get(f"{address}/metrics") as reply:
+            polls = polls_made(await reply.text()) - polls_before
+    monitor.send_signal(signal.SIGTERM)
+    await monitor.wait()
+    drain.cancel()
+    bare = await bare_client(url, accounts, polls)
+    fake.send_signal(signal.SIGTERM)
+    await fake.wait()
+
+    connection = sqlite3.connect(database)
+    lags = [
+        (datetime.fromisoformat(seen) - datetime.fromisoformat(created)).total_seconds()
+        for created, seen in connection.execute(
+            "SELECT created_at, first_seen_at FROM events WHERE thread_id LIKE 'dm/live%'"
+        )
+    ]
+    connection.close()
+    ours = cpu / polls * 1000
+    theirs = bare / polls * 1000
+    print(f"{'':<34}{'CPU s / 1000 polls':>20}")
+    print(f"{'replywatch run':<34}{ours:>20.2f}")
+    print(f"{'bare aiohttp client, same pages':<34}{theirs:>20.2f}")
+    print(f"ratio: {ours / theirs:.2f} (target <= 2.0); polls: {polls}")
+    print(f"peak memory of replywatch: {memory:.0f} MB (target < 400 MB)")
+    if lags:
+        quantiles = statistics.quantiles(lags, n=100)
+        print(f"lag creation -> store over {len(lags)} live messages: median "
+              f"{statistics.median(lags):.1f} s, p95 {quantiles[94]:.1f} s, max {max(lags):.1f} s "
+              "(poll interval 60 s)")
+    return 0 if ours / theirs <= 2.0 and memory < 400 else 1
+
+
+def main() -> int:
+    """Parse the options and run in a temporary folder."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=5000)
+    parser.add_argument("--minutes", type=float, default=3.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="replywatch-poll-") as folder:
+        return asyncio.run(run(args.accounts, args.minutes, Path(folder)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
