@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +30,11 @@ class CliResult:
     err: str
 
 
+RunCli = Callable[..., CliResult]
+
+
 @pytest.fixture
-def run_cli() -> object:
+def run_cli() -> RunCli:
     """Run ``replywatch`` in-process and capture its output."""
 
     def run(*args: str) -> CliResult:

@@ -15,6 +15,8 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from tests.conftest import RunCli
+
 DATA = Path(__file__).parent / "data" / "ibm-twitter-cdp" / "events.csv"
 AS_OF = "2030-01-01T00:00:00Z"
 FROM, TO = "2010-01-01T00:00:00Z", "2029-01-01T00:00:00Z"
@@ -86,10 +88,10 @@ def close(a: object, b: object) -> bool:
 
 
 def test_strict_figures_agree_with_an_independent_implementation(
-    run_cli: object, store_url: str
+    run_cli: RunCli, store_url: str
 ) -> None:
     """Every account's figures from `replywatch stats` equal the independent ones."""
-    imported = run_cli("--database", store_url, "import", str(DATA))  # type: ignore[operator]
+    imported = run_cli("--database", store_url, "import", str(DATA))
     assert imported.code == 0, imported.err
     assert "2341 new event(s)" in imported.out
     stats = run_cli(
@@ -99,7 +101,7 @@ def test_strict_figures_agree_with_an_independent_implementation(
         "--from",
         FROM,
         "--to",
-        TO,  # type: ignore[operator]
+        TO,
         "--as-of",
         AS_OF,
         "--format",
@@ -115,16 +117,16 @@ def test_strict_figures_agree_with_an_independent_implementation(
     assert {row["platform"] for row in ours.values()} == {"x"}
 
 
-def test_importing_the_real_file_twice_changes_nothing(run_cli: object, sqlite_url: str) -> None:
+def test_importing_the_real_file_twice_changes_nothing(run_cli: RunCli, sqlite_url: str) -> None:
     """A second import stores nothing and leaves every figure as it was."""
     args = ("--database", sqlite_url)
-    run_cli(*args, "import", str(DATA))  # type: ignore[operator]
-    first = run_cli(*args, "stats", "--from", FROM, "--as-of", AS_OF, "--format", "json").out  # type: ignore[operator]
-    again = run_cli(*args, "import", str(DATA))  # type: ignore[operator]
+    run_cli(*args, "import", str(DATA))
+    first = run_cli(*args, "stats", "--from", FROM, "--as-of", AS_OF, "--format", "json").out
+    again = run_cli(*args, "import", str(DATA))
     assert "0 new event(s), 2341 already stored" in again.out
     assert (
         run_cli(*args, "stats", "--from", FROM, "--as-of", AS_OF, "--format", "json").out == first
-    )  # type: ignore[operator]
+    )
 
 
 def test_open_waits_in_the_data_are_root_posters_nobody_answered() -> None:
@@ -155,16 +157,16 @@ def test_open_waits_in_the_data_are_root_posters_nobody_answered() -> None:
         assert (account, thread.split("/")[0]) in answered_roots
 
 
-def test_response_times_are_real_and_spread(run_cli: object, sqlite_url: str) -> None:
+def test_response_times_are_real_and_spread(run_cli: RunCli, sqlite_url: str) -> None:
     """Real support is slow: no account meets the 15-minute mean except the fastest few."""
-    run_cli("--database", sqlite_url, "import", str(DATA))  # type: ignore[operator]
+    run_cli("--database", sqlite_url, "import", str(DATA))
     rows = json.loads(
         run_cli(
             "--database",
             sqlite_url,
             "stats",
             "--from",
-            FROM,  # type: ignore[operator]
+            FROM,
             "--as-of",
             AS_OF,
             "--format",

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from tests.conftest import RunCli
+
 HEADER = "platform,account,thread_id,message_id,author_role,created_at,channel,rating,text\n"
 ROWS = [
     # shop-fb: thread a answered in 10 min, thread b in 40 min, thread c open.
@@ -52,11 +54,11 @@ def snapshot(url: str) -> list[tuple[object, ...]]:
 
 
 def test_import_reports_each_bad_row_and_keeps_the_good(
-    tmp_path: Path, run_cli: object, store_url: str
+    tmp_path: Path, run_cli: RunCli, store_url: str
 ) -> None:
     """Bad rows are named by line with the reason; good rows are stored; exit code 1."""
     path = write_csv(tmp_path, ROWS[:3] + BAD + ROWS[3:])
-    result = run_cli("--database", store_url, "import", str(path))  # type: ignore[operator]
+    result = run_cli("--database", store_url, "import", str(path))
     assert result.code == 1
     lines = [ln for ln in result.err.splitlines() if ln.startswith(str(path))]
     assert [ln.split(":")[1].strip() for ln in lines] == [f"line {n}" for n in range(5, 12)]
@@ -70,33 +72,33 @@ def test_import_reports_each_bad_row_and_keeps_the_good(
     assert "14 row(s): 7 new event(s), 0 already stored, 7 bad row(s) skipped" in result.out
 
 
-def test_importing_twice_changes_nothing(tmp_path: Path, run_cli: object, store_url: str) -> None:
+def test_importing_twice_changes_nothing(tmp_path: Path, run_cli: RunCli, store_url: str) -> None:
     """The second import stores nothing new and leaves every table as it was."""
     path = write_csv(tmp_path, ROWS)
-    first = run_cli("--database", store_url, "import", str(path))  # type: ignore[operator]
+    first = run_cli("--database", store_url, "import", str(path))
     assert first.code == 0, first.err
     before = snapshot(store_url)
-    second = run_cli("--database", store_url, "import", str(path))  # type: ignore[operator]
+    second = run_cli("--database", store_url, "import", str(path))
     assert second.code == 0
     assert "0 new event(s), 7 already stored" in second.out
     assert snapshot(store_url) == before
 
 
-def test_missing_columns_and_missing_file(tmp_path: Path, run_cli: object, sqlite_url: str) -> None:
+def test_missing_columns_and_missing_file(tmp_path: Path, run_cli: RunCli, sqlite_url: str) -> None:
     """A file without the required header, or no file at all, is a usage error (2)."""
     path = tmp_path / "bad.csv"
     path.write_text("platform,account,created_at\nx,y,2026-01-01T00:00:00Z\n")
-    result = run_cli("--database", sqlite_url, "import", str(path))  # type: ignore[operator]
+    result = run_cli("--database", sqlite_url, "import", str(path))
     assert result.code == 2
     assert "missing column(s) thread_id, message_id, author_role" in result.err
-    result = run_cli("--database", sqlite_url, "import", str(tmp_path / "nope.csv"))  # type: ignore[operator]
+    result = run_cli("--database", sqlite_url, "import", str(tmp_path / "nope.csv"))
     assert result.code == 2 and "no such file" in result.err
 
 
-def test_stats_json_csv_and_by_channel(tmp_path: Path, run_cli: object, store_url: str) -> None:
+def test_stats_json_csv_and_by_channel(tmp_path: Path, run_cli: RunCli, store_url: str) -> None:
     """Figures per account and per channel agree across formats."""
-    run_cli("--database", store_url, "import", str(write_csv(tmp_path, ROWS)))  # type: ignore[operator]
-    result = run_cli("--database", store_url, "stats", "--as-of", AS_OF, "--format", "json")  # type: ignore[operator]
+    run_cli("--database", store_url, "import", str(write_csv(tmp_path, ROWS)))
+    result = run_cli("--database", store_url, "stats", "--as-of", AS_OF, "--format", "json")
     assert result.code == 0, result.err
     figures = {row["account"]: row for row in json.loads(result.out)}
     shop = figures["shop-fb"]
@@ -117,7 +119,7 @@ def test_stats_json_csv_and_by_channel(tmp_path: Path, run_cli: object, store_ur
         "--as-of",
         AS_OF,
         "--format",
-        "csv",  # type: ignore[operator]
+        "csv",
         "--by",
         "channel",
     )
@@ -128,9 +130,9 @@ def test_stats_json_csv_and_by_channel(tmp_path: Path, run_cli: object, store_ur
     assert by_channel[("app", "review")]["waits"] == "1"
 
 
-def test_stats_profile_and_window(tmp_path: Path, run_cli: object, sqlite_url: str) -> None:
+def test_stats_profile_and_window(tmp_path: Path, run_cli: RunCli, sqlite_url: str) -> None:
     """--profile judges by another definition; --from/--to bound the window."""
-    run_cli("--database", sqlite_url, "import", str(write_csv(tmp_path, ROWS)))  # type: ignore[operator]
+    run_cli("--database", sqlite_url, "import", str(write_csv(tmp_path, ROWS)))
     result = run_cli(
         "--database",
         sqlite_url,
@@ -138,7 +140,7 @@ def test_stats_profile_and_window(tmp_path: Path, run_cli: object, sqlite_url: s
         "--as-of",
         AS_OF,
         "--format",
-        "json",  # type: ignore[operator]
+        "json",
         "--profile",
         "reviews",
         "--account",
@@ -154,7 +156,7 @@ def test_stats_profile_and_window(tmp_path: Path, run_cli: object, sqlite_url: s
         "--as-of",
         AS_OF,
         "--format",
-        "json",  # type: ignore[operator]
+        "json",
         "--from",
         "2026-11-17",
         "--to",
@@ -165,14 +167,14 @@ def test_stats_profile_and_window(tmp_path: Path, run_cli: object, sqlite_url: s
     [shop] = json.loads(narrow.out)
     assert shop["waits"] == 1 and shop["answered"] == 0
     assert shop["window"]["start"] == "2026-11-17T00:00:00+00:00"
-    missing = run_cli("--database", sqlite_url, "stats", "--account", "ghost")  # type: ignore[operator]
+    missing = run_cli("--database", sqlite_url, "stats", "--account", "ghost")
     assert missing.code == 1 and "no account named 'ghost'" in missing.err
-    table = run_cli("--database", sqlite_url, "stats", "--as-of", AS_OF)  # type: ignore[operator]
+    table = run_cli("--database", sqlite_url, "stats", "--as-of", AS_OF)
     assert "shop-fb" in table.out and "66.7%" in table.out
 
 
 def test_meta_badge_profile_derived_on_the_fly(
-    tmp_path: Path, run_cli: object, sqlite_url: str
+    tmp_path: Path, run_cli: RunCli, sqlite_url: str
 ) -> None:
     """Asking a strict account for meta-badge figures counts only turns after 24 h silence."""
     rows = [
@@ -183,44 +185,23 @@ def test_meta_badge_profile_derived_on_the_fly(
         "facebook,shop,t,5,customer,2026-11-17T12:00:00Z,dm,,",
         "facebook,shop,t,6,business,2026-11-17T12:01:00Z,dm,,",
     ]
-    run_cli("--database", sqlite_url, "import", str(write_csv(tmp_path, rows)))  # type: ignore[operator]
-    strict = json.loads(
-        run_cli(
-            "--database",
-            sqlite_url,
-            "stats",
-            "--as-of",
-            AS_OF,  # type: ignore[operator]
-            "--format",
-            "json",
-        ).out
-    )[0]
-    badge = json.loads(
-        run_cli(
-            "--database",
-            sqlite_url,
-            "stats",
-            "--as-of",
-            AS_OF,  # type: ignore[operator]
-            "--format",
-            "json",
-            "--profile",
-            "meta-badge",
-        ).out
-    )[0]
+    run_cli("--database", sqlite_url, "import", str(write_csv(tmp_path, rows)))
+    stats = ("--database", sqlite_url, "stats", "--as-of", AS_OF, "--format", "json")
+    strict = json.loads(run_cli(*stats).out)[0]
+    badge = json.loads(run_cli(*stats, "--profile", "meta-badge").out)[0]
     assert strict["waits"] == 3
     # Turn 3 came 55 min after the reply, turn 5 25 h after: only 1 and 5 open waits.
     assert badge["waits"] == 2 and badge["mean_response_seconds"] == (300 + 60) / 2
 
 
-def test_progress_bar_is_drawn_when_asked(tmp_path: Path, run_cli: object, sqlite_url: str) -> None:
+def test_progress_bar_is_drawn_when_asked(tmp_path: Path, run_cli: RunCli, sqlite_url: str) -> None:
     """--progress always draws on stderr even when it is not a terminal."""
     result = run_cli(
         "--database",
         sqlite_url,
         "import",
         "--progress",
-        "always",  # type: ignore[operator]
+        "always",
         str(write_csv(tmp_path, ROWS)),
     )
     assert result.code == 0

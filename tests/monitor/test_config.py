@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import ConfigError, load_config
+from tests.conftest import RunCli
 
 GOOD = """
 [defaults]
@@ -162,7 +163,7 @@ def test_profile_cycles_and_bad_business_hours(tmp_path: Path) -> None:
 
 
 def test_check_config_command(
-    tmp_path: Path, run_cli: object, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """check-config exits 0 on a good file and 2 with one line per problem otherwise."""
     path = write(tmp_path, GOOD)
@@ -170,16 +171,16 @@ def test_check_config_command(
     (tmp_path / "secrets" / "tp-key").write_text("key-material\n")
     monkeypatch.setenv("ACME_FB_TOKEN", "token-value")
     monkeypatch.delenv("TP_TOKEN", raising=False)
-    result = run_cli("--config", str(path), "check-config")  # type: ignore[operator]
+    result = run_cli("--config", str(path), "check-config")
     assert result.code == 2
     assert "field 'secrets.access_token': environment variable TP_TOKEN is not set" in result.err
     assert "token-value" not in result.err + result.out
     monkeypatch.setenv("TP_TOKEN", "other")
-    result = run_cli("--config", str(path), "check-config")  # type: ignore[operator]
+    result = run_cli("--config", str(path), "check-config")
     assert result.code == 0, result.err
     assert "3 account(s)" in result.out
     broken = write(tmp_path, GOOD.replace('"fast"', '"fastest"', 1))
-    result = run_cli("--config", str(broken), "check-config")  # type: ignore[operator]
+    result = run_cli("--config", str(broken), "check-config")
     assert result.code == 2
     assert "Traceback" not in result.err
     assert "account 'acme-facebook': field 'profile'" in result.err

@@ -12,6 +12,7 @@ from sqlalchemy import insert, select
 
 from monitor.models import Account, metadata
 from monitor.store import StoreError, head_revision, open_engine
+from tests.conftest import RunCli
 
 
 def test_migrations_produce_exactly_the_models(store_url: str) -> None:
@@ -58,8 +59,8 @@ def test_unusable_urls_give_clear_errors(tmp_path: Path) -> None:
     assert "***" in str(caught.value)
 
 
-def test_db_command_reports_revision(run_cli: object, sqlite_url: str) -> None:
+def test_db_command_reports_revision(run_cli: RunCli, sqlite_url: str) -> None:
     """`replywatch db upgrade` migrates and prints the revision."""
-    result = run_cli("--database", sqlite_url, "db", "upgrade")  # type: ignore[operator]
+    result = run_cli("--database", sqlite_url, "db", "upgrade")
     assert result.code == 0
     assert f"schema revision {head_revision()}" in result.out
