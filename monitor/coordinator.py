@@ -177,6 +177,10 @@ class PollCoordinator:
         self.on_record(record)
         return record
 
+    def idle(self) -> asyncio.Lock:
+        """Hold this to wait until no poll of the account is running, and keep it so."""
+        return self._lock
+
     def resume(self) -> None:
         """Leave the paused state (after new credentials were configured)."""
         if self.state is AccountState.AUTH_FAILED:

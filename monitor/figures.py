@@ -77,25 +77,33 @@ def window_figures(
     clock: BusinessClock | None = None,
 ) -> Figures:
     """Compute the section-4 figures for the given waits (of one account or channel)."""
-    as_of = window.as_of
+    as_of, start, end = window.as_of, window.start, window.end
     count = answered = decided = in_deadline = target_decided = in_target = 0
     open_waits = 0
     oldest: float | None = None
     responses: list[float] = []
+    # (reply deadline, response target) in seconds per tier, looked up once per tier.
+    limits: dict[str, tuple[float, float]] = {}
     for wait in waits:
-        if not profile.counts_channel(wait.channel) or wait.opened_at > as_of:
+        opened = wait.opened_at
+        if opened > as_of or not profile.counts_channel(wait.channel):
             continue
         closed = wait.closed_at is not None and wait.closed_at <= as_of
         if not closed:
             open_waits += 1
-            age = (as_of - wait.opened_at).total_seconds()
+            age = (as_of - opened).total_seconds()
             oldest = age if oldest is None or age > oldest else oldest
-        if not window.start <= wait.opened_at < window.end:
+        if not start <= opened < end:
             continue
         count += 1
-        targets = profile.targets_for(wait.tier)
-        deadline = targets.reply_deadline.total_seconds()
-        target = targets.response_target.total_seconds()
+        tier_limits = limits.get(wait.tier)
+        if tier_limits is None:
+            targets = profile.targets_for(wait.tier)
+            tier_limits = limits[wait.tier] = (
+                targets.reply_deadline.total_seconds(),
+                targets.response_target.total_seconds(),
+            )
+        deadline, target = tier_limits
         if closed:
             answered += 1
             taken = _judged_response(wait, clock)

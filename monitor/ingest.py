@@ -25,12 +25,13 @@ from sqlalchemy import Connection, Engine
 
 from connectors.base import Event
 from monitor.accounts import AccountDirectory, AccountPolicy
-from monitor.models import Cursor, StoredEvent, StoredWait, sqlite_time
+from monitor.models import Cursor, StoredEvent, StoredWait
 from monitor.profiles import WaitRule
+from monitor.rawsql import RawSql
 from monitor.recent import RecentlyStored, stored_time
 from monitor.waits import BusinessClock, ThreadEvent, derive_waits
 
-__all__ = ["EVENTS", "WAITS", "IngestResult", "Ingestor", "rederive_account"]
+__all__ = ["EVENTS", "WAITS", "CursorUpdate", "IngestResult", "Ingestor", "rederive_account"]
 
 EVENTS = StoredEvent.__table__  # type: ignore[attr-defined]
 WAITS = StoredWait.__table__  # type: ignore[attr-defined]
@@ -59,44 +60,7 @@ class IngestResult:
     stored_by_account: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
-class _Sql:
-    """The hot path's statements on the driver's own cursor, and the dialect differences."""
-
-    def __init__(self, connection: Connection) -> None:
-        self.sqlite = connection.dialect.name == "sqlite"
-        self.mark = "?" if self.sqlite else "%s"
-        self.time_type = "VARCHAR(32)" if self.sqlite else "TIMESTAMPTZ"
-        # The driver cursor of this very connection: same transaction, no per-row wrapping.
-        self.cursor = connection.connection.cursor()
-
-    def run(self, statement: str, params: Sequence[Any] = ()) -> int:
-        self.cursor.execute(statement, tuple(params))
-        return int(self.cursor.rowcount)
-
-    def run_many(self, statement: str, rows: Sequence[Sequence[Any]]) -> int:
-        self.cursor.executemany(statement, rows)
-        return int(self.cursor.rowcount)
-
-    def fetch(self, statement: str) -> list[tuple[Any, ...]]:
-        self.cursor.execute(statement)
-        return list(self.cursor.fetchall())
-
-    def values(self, count: int) -> str:
-        return ", ".join([self.mark] * count)
-
-    def time(self, value: datetime | None) -> Any:
-        if value is None or not self.sqlite:
-            return value
-        return sqlite_time(value)
-
-    def read_time(self, value: Any) -> datetime:
-        if isinstance(value, str):
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
-        assert isinstance(value, datetime)
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _prepare_temp_tables(sql: _Sql) -> None:
+def _prepare_temp_tables(sql: RawSql) -> None:
     # Temporary tables live per connection; pooled connections may still hold old rows.
     sql.run(
         "CREATE TEMPORARY TABLE IF NOT EXISTS rw_staging (account_id INTEGER, "
@@ -114,6 +78,9 @@ def _prepare_temp_tables(sql: _Sql) -> None:
     for name in ("rw_staging", "rw_touched", "rw_old"):
         sql.run(f"DELETE FROM {name}")
 
+
+# (platform, account name, the poll's new cursor)
+CursorUpdate = tuple[str, str, Mapping[str, str]]
 
 # (account id, message id) -> (the time to store, the event): one entry per message.
 _Batch = dict[tuple[int, str], tuple[datetime, Event]]
@@ -154,42 +121,44 @@ class Ingestor:
         self,
         events: Sequence[Event],
         *,
-        cursor: tuple[str, str, Mapping[str, str]] | None = None,
+        cursor: CursorUpdate | None = None,
+        cursors: Sequence[CursorUpdate] = (),
         seen_at: datetime | None = None,
     ) -> IngestResult:
-        """Store events (and optionally an account's new cursor) atomically."""
+        """Store events and the cursors of the polls that fetched them, atomically."""
         seen_at = seen_at or datetime.now(UTC)
+        updates = [*([cursor] if cursor is not None else []), *cursors]
         recent = self.recent
         if (
             recent is not None
-            and cursor is not None
-            and recent.covers((cursor[0], cursor[1]), events, cursor[2], seen_at)
+            and len(updates) == 1
+            and recent.covers(updates[0][:2], events, updates[0][2], seen_at)
         ):
             return IngestResult(len(events), 0, len(events), 0, 0)
         try:
             with self.engine.begin() as connection:
-                result = self._ingest(connection, events, cursor, seen_at)
+                result = self._ingest(connection, events, updates, seen_at)
         except Exception:
             # Account ids created inside a rolled-back transaction no longer exist.
             self.accounts.forget()
             raise
         if recent is not None:
-            key = (cursor[0], cursor[1]) if cursor else ("", "")
-            recent.remember(key, events, cursor[2] if cursor else None, seen_at)
+            recent.remember(events, seen_at)
+            for platform, account, value in updates:
+                recent.remember_cursor((platform, account), value)
         return result
 
     def _ingest(
         self,
         connection: Connection,
         events: Sequence[Event],
-        cursor: tuple[str, str, Mapping[str, str]] | None,
+        updates: Sequence[CursorUpdate],
         seen_at: datetime,
     ) -> IngestResult:
         keys = {(e.platform, e.account) for e in events}
-        if cursor is not None:
-            keys.add((cursor[0], cursor[1]))
+        keys.update((platform, account) for platform, account, _value in updates)
         ids = self.accounts.ensure(connection, keys)
-        sql = _Sql(connection)
+        sql = RawSql(connection)
         batch = _unique(events, ids, seen_at)
         rows = self._rows(batch, seen_at, sql)
         stored = threads = waits = 0
@@ -201,8 +170,8 @@ class Ingestor:
                 names = {ids[key]: key[1] for key in keys}
                 threads, waits = _rederive(sql, self.accounts, names, batch)
                 by_account = _stored_by_account(sql, ids, stored)
-        if cursor is not None:
-            self._save_cursor(sql, ids[(cursor[0], cursor[1])], cursor[2], seen_at)
+        for platform, account, value in updates:
+            self._save_cursor(sql, ids[(platform, account)], value, seen_at)
         return IngestResult(
             received=len(events),
             stored=stored,
@@ -212,7 +181,7 @@ class Ingestor:
             stored_by_account=by_account,
         )
 
-    def _rows(self, batch: _Batch, seen_at: datetime, sql: _Sql) -> list[tuple[Any, ...]]:
+    def _rows(self, batch: _Batch, seen_at: datetime, sql: RawSql) -> list[tuple[Any, ...]]:
         seen = sql.time(seen_at)
         keep = self.keep_text
         return [
@@ -233,7 +202,7 @@ class Ingestor:
 
     def _save_cursor(
         self,
-        sql: _Sql,
+        sql: RawSql,
         account_id: int,
         value: Mapping[str, str],
         now: datetime,
@@ -253,7 +222,7 @@ _UPSERT = (
 )
 
 
-def _merge_events(sql: _Sql, rows: list[tuple[Any, ...]]) -> int:
+def _merge_events(sql: RawSql, rows: list[tuple[Any, ...]]) -> int:
     """Merge rows into ``events`` and list the threads they change; return rows changed.
 
     New rows, and rows earlier than the stored copy (rule 8), change their thread; a moved
@@ -284,7 +253,7 @@ def _merge_events(sql: _Sql, rows: list[tuple[Any, ...]]) -> int:
 
 
 def _stored_by_account(
-    sql: _Sql, ids: Mapping[tuple[str, str], int], stored: int
+    sql: RawSql, ids: Mapping[tuple[str, str], int], stored: int
 ) -> dict[tuple[str, str], int]:
     """How many rows each account gained; one query only when the batch spans accounts."""
     keys = {ident: key for key, ident in ids.items()}
@@ -295,7 +264,7 @@ def _stored_by_account(
 
 
 def _rederive(
-    sql: _Sql, accounts: AccountDirectory, names: Mapping[int, str], batch: _Batch
+    sql: RawSql, accounts: AccountDirectory, names: Mapping[int, str], batch: _Batch
 ) -> tuple[int, int]:
     """Replace the waits of every thread in ``rw_touched``; return (threads, waits).
 
@@ -383,7 +352,7 @@ def rederive_account(
     connection: Connection, accounts: AccountDirectory, account_id: int, name: str
 ) -> int:
     """Rebuild every wait of one account (after its profile or hours changed)."""
-    sql = _Sql(connection)
+    sql = RawSql(connection)
     _prepare_temp_tables(sql)
     for table in ("rw_touched", "rw_old"):
         sql.run(

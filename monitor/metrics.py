@@ -56,6 +56,7 @@ class Metrics:
             ["platform", "account"],
             registry=r,
         )
+        self._poll_children: dict[tuple[str, str, str], Counter] = {}
         self.webhooks = Counter(
             f"{PREFIX}_webhook_deliveries",
             "Webhook deliveries by outcome.",
@@ -80,7 +81,12 @@ class Metrics:
     def record_poll(self, record: PollRecord) -> None:
         """Count one finished poll."""
         labels = (record.platform, record.account)
-        self.polls.labels(*labels, record.outcome.value).inc()
+        # labels() validates and hashes on every call; a poll is hot enough to cache children.
+        key = (*labels, record.outcome.value)
+        counter = self._poll_children.get(key)
+        if counter is None:
+            counter = self._poll_children[key] = self.polls.labels(*key)
+        counter.inc()
         self.poll_duration.labels(*labels).observe(record.duration_s)
         if record.outcome is PollOutcome.SUCCESS:
             self.last_success.labels(*labels).set(record.started_at.timestamp() + record.duration_s)

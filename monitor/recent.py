@@ -52,16 +52,8 @@ class RecentlyStored:
                 return False
         return True
 
-    def remember(
-        self,
-        key: tuple[str, str],
-        events: Sequence[Event],
-        cursor: Mapping[str, str] | None,
-        seen_at: datetime,
-    ) -> None:
-        """Record a committed batch."""
-        if cursor is not None:
-            self._cursors[key] = dict(cursor)
+    def remember(self, events: Sequence[Event], seen_at: datetime) -> None:
+        """Record committed events."""
         for event in events:
             ids = self._ids.setdefault((event.platform, event.account), OrderedDict())
             at = stored_time(event, seen_at)
@@ -69,3 +61,7 @@ class RecentlyStored:
             ids[event.message_id] = at if previous is None else min(previous, at)
             if len(ids) > self.per_account:
                 ids.popitem(last=False)
+
+    def remember_cursor(self, key: tuple[str, str], cursor: Mapping[str, str]) -> None:
+        """Record a committed cursor."""
+        self._cursors[key] = dict(cursor)

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
 from connectors import CONNECTORS
@@ -27,7 +27,8 @@ from connectors.base import Connector, ConnectorSettings, Event, FetchResult
 from monitor.app import build_app
 from monitor.config import AccountConfig
 from monitor.context import AppContext
-from monitor.coordinator import PollCoordinator, PollRecord, decode_cursor
+from monitor.coordinator import PollCoordinator, PollOutcome, PollRecord, decode_cursor
+from monitor.group_commit import GroupCommit
 from monitor.ingest import CURSORS, Ingestor
 from monitor.instance_lock import InstanceLock
 from monitor.metrics import Metrics
@@ -71,6 +72,7 @@ class Runtime:
         )
         self._cursors: dict[str, Mapping[str, str]] = {}
         self._write_lock = asyncio.Lock()
+        self._writes = GroupCommit(self.ingestor, self._write_lock, self.clock)
         self._lock = InstanceLock(self.context.engine)
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
@@ -179,9 +181,17 @@ class Runtime:
         return hook.routes()
 
     def _schedule(self, coordinator: PollCoordinator, at: datetime) -> None:
+        # One interval job per account: APScheduler keeps the rhythm (with jitter); the
+        # coordinator only moves the next run after failures and rate limits.
+        interval = coordinator.interval.total_seconds()
         self.scheduler.add_job(
             self._run_poll,
-            trigger=DateTrigger(run_date=at, timezone=UTC),
+            trigger=IntervalTrigger(
+                seconds=interval,
+                start_date=at,
+                timezone=UTC,
+                jitter=interval * coordinator.jitter or None,
+            ),
             args=[coordinator],
             id=coordinator.account,
             name=f"poll {coordinator.platform}/{coordinator.account}",
@@ -193,8 +203,12 @@ class Runtime:
 
     async def _run_poll(self, coordinator: PollCoordinator) -> None:
         record = await coordinator.poll()
-        if record.next_poll_at is not None and self.scheduler.running:
-            self._schedule(coordinator, record.next_poll_at)
+        if not self.scheduler.running or record.outcome is PollOutcome.SUCCESS:
+            return
+        if record.next_poll_at is None:
+            self.scheduler.pause_job(coordinator.account)
+        else:
+            self.scheduler.modify_job(coordinator.account, next_run_time=record.next_poll_at)
 
     def _on_record(self, record: PollRecord) -> None:
         self.metrics.record_poll(record)
@@ -223,15 +237,9 @@ class Runtime:
     async def _store_poll(
         self, platform: str, account: str, result: FetchResult, cursor: Mapping[str, str]
     ) -> int:
-        async with self._write_lock:
-            stored = await asyncio.to_thread(
-                self.ingestor.ingest,
-                result.events,
-                cursor=(platform, account, cursor),
-                seen_at=self.clock(),
-            )
+        stored = await self._writes.store(platform, account, result.events, cursor)
         self._cursors[account] = dict(cursor)
-        return stored.stored
+        return stored
 
     async def store_events(self, events: Sequence[Event]) -> int:
         """Store pushed events (webhooks); returns how many were new."""
@@ -260,11 +268,14 @@ class Runtime:
     async def stop(self) -> None:
         """Stop polling and serving, close connectors, release the store."""
         if self.scheduler.running:
+            # No new polls; let the running ones finish (and store) before shutting down,
+            # so nothing is cancelled halfway.
+            self.scheduler.pause()
+            for coordinator in self.coordinators.values():
+                async with coordinator.idle():
+                    await coordinator.connector.aclose()
+            await self._writes.drain()
             self.scheduler.shutdown(wait=False)
-        for coordinator in self.coordinators.values():
-            # Let a poll that is storing finish its transaction.
-            async with coordinator._lock:
-                await coordinator.connector.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, select
 
 from monitor.accounts import AccountDirectory, AccountPolicy
 from monitor.figures import Figures, WaitFacts, Window, window_figures
-from monitor.ingest import EVENTS, WAITS
+from monitor.ingest import EVENTS
 from monitor.models import Account
 from monitor.profiles import Profile
+from monitor.rawsql import RawSql
 from monitor.waits import ThreadEvent, derive_waits
 
 __all__ = ["Grouping", "StatsRow", "account_stats"]
@@ -119,29 +120,31 @@ def _stored_waits(
     latest: datetime,
     as_of: datetime,
 ) -> Iterable[tuple[int, WaitFacts]]:
+    # Waits opened in the widest window, plus every wait still open at as_of. Read on the
+    # driver cursor: this can be a million rows.
     wanted = {t.account_id for t in targets}
-    query = select(
-        WAITS.c.account_id,
-        WAITS.c.opened_at,
-        WAITS.c.closed_at,
-        WAITS.c.response_seconds,
-        WAITS.c.business_seconds,
-        WAITS.c.tier,
-        WAITS.c.channel,
-    ).where(
-        or_(
-            and_(WAITS.c.opened_at >= earliest, WAITS.c.opened_at < latest),
-            and_(
-                WAITS.c.opened_at <= as_of,
-                or_(WAITS.c.closed_at.is_(None), WAITS.c.closed_at > as_of),
-            ),
-        )
+    sql = RawSql(connection)
+    mark, time = sql.mark, sql.time
+    rows = sql.fetch(
+        "SELECT account_id, opened_at, closed_at, response_seconds, business_seconds, tier, "
+        f"channel FROM waits WHERE (opened_at >= {mark} AND opened_at < {mark}) "
+        f"OR (opened_at <= {mark} AND (closed_at IS NULL OR closed_at > {mark}))",
+        (time(earliest), time(latest), time(as_of), time(as_of)),
     )
-    if len(wanted) <= 500:
-        query = query.where(WAITS.c.account_id.in_(sorted(wanted)))
-    for account_id, opened, closed, response, business, tier, channel in connection.execute(query):
+    if sql.sqlite:
+        # Inline parsing: a function call per value would cost more than the parse itself.
+        parse, utc = datetime.fromisoformat, "+00:00"
+        for account_id, opened, closed, response, business, tier, channel in rows:
+            if account_id in wanted:
+                closed_at = None if closed is None else parse(closed + utc)
+                facts = WaitFacts(parse(opened + utc), closed_at, response, business, tier, channel)
+                yield account_id, facts
+        return
+    read = sql.read_time
+    for account_id, opened, closed, response, business, tier, channel in rows:
         if account_id in wanted:
-            yield account_id, WaitFacts(opened, closed, response, business, tier, channel)
+            closed_at = None if closed is None else read(closed)
+            yield account_id, WaitFacts(read(opened), closed_at, response, business, tier, channel)
 
 
 def _derive(connection: Connection, target: _Target, profile: Profile | None) -> list[WaitFacts]:
