@@ -102,7 +102,7 @@ def polls_made(metrics: str) -> int:
     return int(total)
 
 
-async def run(accounts: int, minutes: float, folder: Path) -> int:
+async def run(accounts: int, minutes: float, folder: Path, profile: Path | None = None) -> int:
     """Run both measurements and print the report."""
     python = sys.executable
     root = Path(__file__).resolve().parent.parent
@@ -115,8 +115,11 @@ async def run(accounts: int, minutes: float, folder: Path) -> int:
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, **{f"BENCH_TOKEN_{i}": token(i) for i in range(accounts)}}
     database = folder / "bench.db"
+    # --profile FILE runs the monitor under cProfile (the numbers are then not comparable).
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
     monitor = await asyncio.create_subprocess_exec(
-        python, "-m", "monitor.cli", "--config", str(write_config(folder, url, accounts)),
+        python, *profiler, "-m", "monitor.cli",
+        "--config", str(write_config(folder, url, accounts)),
         "--database", f"sqlite:///{database}", "run", "--listen", "127.0.0.1:0",
         stdout=asyncio.subprocess.PIPE, env=env, cwd=root,
     )
@@ -179,9 +182,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=5000)
     parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--profile", type=Path, help="write the monitor's cProfile stats here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="replywatch-poll-") as folder:
-        return asyncio.run(run(args.accounts, args.minutes, Path(folder)))
+        return asyncio.run(run(args.accounts, args.minutes, Path(folder), args.profile))
 
 
 if __name__ == "__main__":

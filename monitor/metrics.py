@@ -6,6 +6,8 @@ outcome. Never a message, thread or user id.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from monitor.coordinator import PollOutcome, PollRecord
@@ -56,7 +58,7 @@ class Metrics:
             ["platform", "account"],
             registry=r,
         )
-        self._poll_children: dict[tuple[str, str, str], Counter] = {}
+        self._accounts: dict[tuple[str, str], _AccountSeries] = {}
         self.webhooks = Counter(
             f"{PREFIX}_webhook_deliveries",
             "Webhook deliveries by outcome.",
@@ -64,14 +66,19 @@ class Metrics:
             registry=r,
         )
 
-    def prepare_account(self, platform: str, account: str) -> None:
-        """Create the zero-valued series of an account so rates exist from the start."""
-        for outcome in PollOutcome:
-            self.polls.labels(platform, account, outcome.value)
-        self.poll_duration.labels(platform, account)
-        self.missed.labels(platform, account)
-        for source in ("poll", "webhook"):
-            self.events_stored.labels(platform, account, source)
+    def prepare_account(self, platform: str, account: str) -> _AccountSeries:
+        """Create an account's series (zero-valued, so rates exist from the start)."""
+        key = (platform, account)
+        series = self._accounts.get(key)
+        if series is None:
+            series = self._accounts[key] = _AccountSeries(
+                polls={o: self.polls.labels(platform, account, o.value) for o in PollOutcome},
+                duration=self.poll_duration.labels(platform, account),
+                stored_by_poll=self.events_stored.labels(platform, account, "poll"),
+                missed=self.missed.labels(platform, account),
+            )
+            self.events_stored.labels(platform, account, "webhook")
+        return series
 
     def prepare_webhooks(self, platform: str) -> None:
         """Create the zero-valued webhook series of a platform."""
@@ -80,18 +87,27 @@ class Metrics:
 
     def record_poll(self, record: PollRecord) -> None:
         """Count one finished poll."""
+        # labels() validates and hashes on every call; polls are hot, so children are kept.
+        series = self.prepare_account(record.platform, record.account)
+        series.polls[record.outcome].inc()
+        series.duration.observe(record.duration_s)
         labels = (record.platform, record.account)
-        # labels() validates and hashes on every call; a poll is hot enough to cache children.
-        key = (*labels, record.outcome.value)
-        counter = self._poll_children.get(key)
-        if counter is None:
-            counter = self._poll_children[key] = self.polls.labels(*key)
-        counter.inc()
-        self.poll_duration.labels(*labels).observe(record.duration_s)
         if record.outcome is PollOutcome.SUCCESS:
+            # Created on first success: a missing series means "never", not 1970.
             self.last_success.labels(*labels).set(record.started_at.timestamp() + record.duration_s)
-            self.events_stored.labels(*labels, "poll").inc(record.stored)
+            series.stored_by_poll.inc(record.stored)
         if record.missed:
-            self.missed.labels(*labels).inc(record.missed)
+            series.missed.inc(record.missed)
         if record.quota_used is not None:
+            # Only when the platform reported usage: absent means unknown, not zero.
             self.quota_used.labels(*labels).set(record.quota_used)
+
+
+@dataclass(frozen=True, slots=True)
+class _AccountSeries:
+    """One account's labelled children of the poll metrics."""
+
+    polls: dict[PollOutcome, Counter]
+    duration: Histogram
+    stored_by_poll: Counter
+    missed: Counter
