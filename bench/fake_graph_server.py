@@ -61,8 +61,9 @@ async def main() -> None:
         for n in range(args.history):
             opened = now - timedelta(hours=rng.uniform(1, 160))
             fake.customer_message(page_id(index), f"h{index}-{n}", opened)
-            fake.business_reply(page_id(index), f"h{index}-{n}",
-                                opened + timedelta(minutes=rng.uniform(1, 60)))
+            fake.business_reply(
+                page_id(index), f"h{index}-{n}", opened + timedelta(minutes=rng.uniform(1, 60))
+            )
     runner = web.AppRunner(fake.app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=2048)

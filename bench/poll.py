@@ -69,19 +69,25 @@ def write_config(folder: Path, url: str, accounts: int) -> Path:
 async def bare_client(url: str, accounts: int, polls: int) -> float:
     """CPU seconds for a plain client to fetch and parse ``polls`` conversation pages."""
     fields = (
-        "id,updated_time,link,message_count,participants,"
-        "messages.limit(20){id,created_time,from}"
+        "id,updated_time,link,message_count,participants,messages.limit(20){id,created_time,from}"
     )
     started = sum(os.times()[:2])
     semaphore = asyncio.Semaphore(50)
     async with aiohttp.ClientSession() as session:
 
         async def one(index: int) -> int:
-            params = {"platform": "messenger", "fields": fields, "limit": "25",
-                      "access_token": token(index)}
-            async with semaphore, session.get(
-                f"{url}/v21.0/{page_id(index)}/conversations", params=params
-            ) as response:
+            params = {
+                "platform": "messenger",
+                "fields": fields,
+                "limit": "25",
+                "access_token": token(index),
+            }
+            async with (
+                semaphore,
+                session.get(
+                    f"{url}/v21.0/{page_id(index)}/conversations", params=params
+                ) as response,
+            ):
                 body = json.loads(await response.read())
             count = 0
             for conversation in body["data"]:
@@ -107,8 +113,13 @@ async def run(accounts: int, minutes: float, folder: Path, profile: Path | None 
     python = sys.executable
     root = Path(__file__).resolve().parent.parent
     fake = await asyncio.create_subprocess_exec(
-        python, "-m", "bench.fake_graph_server", "--accounts", str(accounts),
-        stdout=asyncio.subprocess.PIPE, cwd=root,
+        python,
+        "-m",
+        "bench.fake_graph_server",
+        "--accounts",
+        str(accounts),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=root,
     )
     assert fake.stdout is not None
     port = int((await asyncio.wait_for(fake.stdout.readline(), 300)).split()[1])
@@ -118,10 +129,20 @@ async def run(accounts: int, minutes: float, folder: Path, profile: Path | None 
     # --profile FILE runs the monitor under cProfile (the numbers are then not comparable).
     profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
     monitor = await asyncio.create_subprocess_exec(
-        python, *profiler, "-m", "monitor.cli",
-        "--config", str(write_config(folder, url, accounts)),
-        "--database", f"sqlite:///{database}", "run", "--listen", "127.0.0.1:0",
-        stdout=asyncio.subprocess.PIPE, env=env, cwd=root,
+        python,
+        *profiler,
+        "-m",
+        "monitor.cli",
+        "--config",
+        str(write_config(folder, url, accounts)),
+        "--database",
+        f"sqlite:///{database}",
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=root,
     )
     assert monitor.stdout is not None
     address = ""
@@ -136,8 +157,10 @@ async def run(accounts: int, minutes: float, folder: Path, profile: Path | None 
         async with session.get(f"{address}/metrics") as reply:
             polls_before = polls_made(await reply.text())
         user_before, system_before = cpu_times(monitor.pid)
-        print(f"backfill done; polling {accounts} accounts every 60 s for {minutes:g} min ...",
-              flush=True)
+        print(
+            f"backfill done; polling {accounts} accounts every 60 s for {minutes:g} min ...",
+            flush=True,
+        )
         drain = asyncio.create_task(monitor.stdout.read())
         await asyncio.sleep(minutes * 60)
         user, system = cpu_times(monitor.pid)
@@ -166,14 +189,18 @@ async def run(accounts: int, minutes: float, folder: Path, profile: Path | None 
     print(f"{'':<34}{'CPU s / 1000 polls':>20}")
     print(f"{'replywatch run':<34}{ours:>20.2f}")
     print(f"{'bare aiohttp client, same pages':<34}{theirs:>20.2f}")
-    print(f"ratio: {ours / theirs:.2f} (target <= 2.0); polls: {polls}; replywatch CPU "
-          f"split: {user:.1f} s user, {system:.1f} s system")
+    print(
+        f"ratio: {ours / theirs:.2f} (target <= 2.0); polls: {polls}; replywatch CPU "
+        f"split: {user:.1f} s user, {system:.1f} s system"
+    )
     print(f"peak memory of replywatch: {memory:.0f} MB (target < 400 MB)")
     if lags:
         quantiles = statistics.quantiles(lags, n=100)
-        print(f"lag creation -> store over {len(lags)} live messages: median "
-              f"{statistics.median(lags):.1f} s, p95 {quantiles[94]:.1f} s, max {max(lags):.1f} s "
-              "(poll interval 60 s)")
+        print(
+            f"lag creation -> store over {len(lags)} live messages: median "
+            f"{statistics.median(lags):.1f} s, p95 {quantiles[94]:.1f} s, max {max(lags):.1f} s "
+            "(poll interval 60 s)"
+        )
     return 0 if ours / theirs <= 2.0 and memory < 400 else 1
 
 

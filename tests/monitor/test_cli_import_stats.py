@@ -133,37 +133,12 @@ def test_stats_json_csv_and_by_channel(tmp_path: Path, run_cli: RunCli, store_ur
 def test_stats_profile_and_window(tmp_path: Path, run_cli: RunCli, sqlite_url: str) -> None:
     """--profile judges by another definition; --from/--to bound the window."""
     run_cli("--database", sqlite_url, "import", str(write_csv(tmp_path, ROWS)))
-    result = run_cli(
-        "--database",
-        sqlite_url,
-        "stats",
-        "--as-of",
-        AS_OF,
-        "--format",
-        "json",
-        "--profile",
-        "reviews",
-        "--account",
-        "app",
-    )
+    stats = ("--database", sqlite_url, "stats", "--as-of", AS_OF, "--format", "json")
+    result = run_cli(*stats, "--profile", "reviews", "--account", "app")
     [app] = json.loads(result.out)
     # The rating-1 review is tier negative: 3 h is inside its 4 h deadline.
     assert app["response_rate"] == 1.0 and app["profile"] == "reviews"
-    narrow = run_cli(
-        "--database",
-        sqlite_url,
-        "stats",
-        "--as-of",
-        AS_OF,
-        "--format",
-        "json",
-        "--from",
-        "2026-11-17",
-        "--to",
-        "2026-11-18",
-        "--account",
-        "shop-fb",
-    )
+    narrow = run_cli(*stats, "--from", "2026-11-17", "--to", "2026-11-18", "--account", "shop-fb")
     [shop] = json.loads(narrow.out)
     assert shop["waits"] == 1 and shop["answered"] == 0
     assert shop["window"]["start"] == "2026-11-17T00:00:00+00:00"

@@ -21,8 +21,15 @@ T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 def dm(account: str, message_id: str, minutes: float, role: str = "customer") -> Event:
-    return Event("facebook", account, "dm", "t", message_id, role,  # type: ignore[arg-type]
-                 T0 + timedelta(minutes=minutes))
+    return Event(
+        "facebook",
+        account,
+        "dm",
+        "t",
+        message_id,
+        role,  # type: ignore[arg-type]
+        T0 + timedelta(minutes=minutes),
+    )
 
 
 @pytest.fixture
@@ -52,7 +59,9 @@ async def test_polls_in_one_window_share_one_transaction(ingestor: Ingestor) -> 
     assert ingestor.commits == 1  # type: ignore[attr-defined]
     with ingestor.engine.connect() as connection:
         assert sorted(connection.execute(select(CURSORS.c.value)).scalars()) == [
-            '{"dm": "A"}', '{"dm": "B"}', '{"dm": "C"}'
+            '{"dm": "A"}',
+            '{"dm": "B"}',
+            '{"dm": "C"}',
         ]
 
 
@@ -68,7 +77,9 @@ async def test_a_poll_that_brings_nothing_new_skips_the_store(ingestor: Ingestor
     assert ingestor.commits == before + 1  # type: ignore[attr-defined]
 
 
-async def test_one_bad_poll_fails_alone(ingestor: Ingestor, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_one_bad_poll_fails_alone(
+    ingestor: Ingestor, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """When the shared transaction fails, each poll is retried alone; only the bad one fails."""
     real = ingestor.ingest
 
