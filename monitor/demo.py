@@ -131,7 +131,7 @@ class Simulation:
     webhook_share: float = 0.3
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     _customers: int = 0
-    _pending: list[asyncio.Task[None]] = field(default_factory=list)
+    _pending: set[asyncio.Task[None]] = field(default_factory=set)
 
     def setup(self) -> None:
         """Create the businesses on the fake platform."""
@@ -147,7 +147,7 @@ class Simulation:
         """Generate traffic until ``stop`` is set."""
         loops = [self._business_loop(b, session, stop) for b in BUSINESSES]
         await asyncio.gather(*loops)
-        for task in self._pending:
+        for task in list(self._pending):
             task.cancel()
 
     def reply_delay(self, business: DemoBusiness) -> float:
@@ -175,7 +175,8 @@ class Simulation:
                 task = asyncio.create_task(
                     self._team_answers(business, customer, channel, written, delay, session)
                 )
-                self._pending.append(task)
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
 
     async def _customer_writes(
         self,
