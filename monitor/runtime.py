@@ -28,6 +28,7 @@ from monitor.app import build_app
 from monitor.config import AccountConfig
 from monitor.context import AppContext
 from monitor.coordinator import PollCoordinator, PollOutcome, PollRecord, decode_cursor
+from monitor.figures_exporter import FiguresSnapshot
 from monitor.group_commit import GroupCommit
 from monitor.ingest import CURSORS, Ingestor
 from monitor.instance_lock import InstanceLock
@@ -55,6 +56,7 @@ class Runtime:
     base_url_for: Callable[[AccountConfig], str | None] = lambda account: account.base_url
     request_timeout: float = 30.0
     first_poll_spread: float = 5.0
+    figures_interval: float = 15.0
     metrics: Metrics = field(default_factory=Metrics)
 
     coordinators: dict[str, PollCoordinator] = field(default_factory=dict)
@@ -100,7 +102,19 @@ class Runtime:
         for account in self.context.config.accounts.values():
             if account.source == "poll":
                 self._add_account(account, now)
+        self.figures = FiguresSnapshot(self.context.engine, self.context.accounts, self.clock)
+        self.metrics.registry.register(self.figures)
         self.scheduler.start()
+        # Window figures are computed in the background; a scrape only reads the snapshot.
+        self.scheduler.add_job(
+            self._refresh_figures,
+            trigger=IntervalTrigger(seconds=self.figures_interval, timezone=UTC),
+            id="figures",
+            name="refresh window figures",
+            next_run_time=now,
+            coalesce=True,
+            max_instances=1,
+        )
         for index, coordinator in enumerate(self.coordinators.values()):
             # Spread first polls so a restart does not hit every platform in the same second.
             offset = self.first_poll_spread * index / max(1, len(self.coordinators))
@@ -200,6 +214,12 @@ class Runtime:
             coalesce=True,
             max_instances=1,
         )
+
+    async def _refresh_figures(self) -> None:
+        try:
+            await asyncio.to_thread(self.figures.refresh)
+        except Exception:
+            log.exception("could not refresh the window figures; /metrics keeps the last ones")
 
     async def _run_poll(self, coordinator: PollCoordinator) -> None:
         record = await coordinator.poll()

@@ -118,6 +118,7 @@ async def test_run_backfills_serves_and_stops_cleanly(
         'replywatch_polls_total{account="shop-fb",outcome="success",platform="facebook"}' in metrics
     )
     assert TOKEN not in metrics
+    assert "# TYPE replywatch_response_rate_ratio gauge" in metrics
 
     second = await start(tmp_path, url)
     _out, err = await asyncio.wait_for(second.communicate(), LINE_TIMEOUT)
