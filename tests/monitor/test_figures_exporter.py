@@ -18,10 +18,16 @@ from monitor.store import open_engine
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-def dm(message_id: str, role: str, minutes_ago: float, thread: str,
-       channel: str = "dm") -> Event:
-    return Event("facebook", "shop", channel, thread, message_id, role,  # type: ignore[arg-type]
-                 NOW - timedelta(minutes=minutes_ago))
+def dm(message_id: str, role: str, minutes_ago: float, thread: str, channel: str = "dm") -> Event:
+    return Event(
+        "facebook",
+        "shop",
+        channel,
+        thread,
+        message_id,
+        role,  # type: ignore[arg-type]
+        NOW - timedelta(minutes=minutes_ago),
+    )
 
 
 class Clock:
@@ -41,8 +47,10 @@ def exporter(sqlite_url: str) -> Iterator[tuple[FiguresSnapshot, CollectorRegist
     directory = AccountDirectory(Config.empty())
     events = []
     for i, minutes in enumerate([5, 5, 5, 5, 10, 30]):
-        events += [dm(f"q{i}", "customer", 600 - i, f"t{i}"),
-                   dm(f"a{i}", "business", 600 - i - minutes, f"t{i}")]
+        events += [
+            dm(f"q{i}", "customer", 600 - i, f"t{i}"),
+            dm(f"a{i}", "business", 600 - i - minutes, f"t{i}"),
+        ]
     events.append(dm("open", "customer", 20, "t-open", channel="comment"))
     Ingestor(engine, directory).ingest(events)
     clock = Clock()
