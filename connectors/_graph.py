@@ -125,7 +125,6 @@ class GraphClient:
     account: str
     request_timeout: float = 30.0
     quota_used: float | None = None
-    calls: int = 0
 
     def _where(self, path: str) -> str:
         return f"{self.platform}/{self.account} {path}"
@@ -174,7 +173,6 @@ class GraphClient:
     async def _request(self, url: str, params: dict[str, str], path: str) -> dict[str, Any]:
         query = {**params, "access_token": self.access_token}
         where = self._where(path)
-        self.calls += 1
         try:
             async with self.session.get(
                 url, params=query, timeout=aiohttp.ClientTimeout(total=self.request_timeout)

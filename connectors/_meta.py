@@ -62,11 +62,9 @@ class MetaFlavour:
     messaging_platform: str
     parents_edge: str
     parents_fields: str
-    parent_time: str
     comment_fields: str
     comment_time: str
     comment_url: str
-    parent_url: str
     nested_replies: bool
 
 

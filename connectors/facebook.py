@@ -19,10 +19,8 @@ class FacebookConnector(MetaConnector):
         messaging_platform="messenger",
         parents_edge="feed",
         parents_fields="id,created_time,permalink_url",
-        parent_time="created_time",
         comment_fields="id,created_time,from{id,name},parent{id},permalink_url",
         comment_time="created_time",
         comment_url="permalink_url",
-        parent_url="permalink_url",
         nested_replies=False,
     )

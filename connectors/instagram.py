@@ -25,14 +25,12 @@ class InstagramConnector(MetaConnector):
         messaging_platform="instagram",
         parents_edge="media",
         parents_fields="id,timestamp,permalink",
-        parent_time="timestamp",
         comment_fields=(
             "id,timestamp,from{id,username},parent_id,permalink,"
             "replies{id,timestamp,from{id,username},parent_id}"
         ),
         comment_time="timestamp",
         comment_url="permalink",
-        parent_url="permalink",
         nested_replies=True,
     )
 

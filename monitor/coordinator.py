@@ -181,12 +181,6 @@ class PollCoordinator:
         """Hold this to wait until no poll of the account is running, and keep it so."""
         return self._lock
 
-    def resume(self) -> None:
-        """Leave the paused state (after new credentials were configured)."""
-        if self.state is AccountState.AUTH_FAILED:
-            self.state = AccountState.STARTING
-            self.failures = 0
-
     def _succeed(self) -> None:
         if self.state in (AccountState.FAILING, AccountState.RATE_LIMITED):
             log.info("source recovered: %s/%s polls again", self.platform, self.account)

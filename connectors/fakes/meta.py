@@ -317,7 +317,7 @@ class FakeMeta:
         if kind == "malformed":
             return web.Response(text='{"data": [ {"id": ', content_type="application/json")
         if kind == "truncated":
-            full = json.dumps(await self._page(request, owner, apply_failures=False))
+            full = json.dumps(await self._page(request, owner))
             return web.Response(text=full[: len(full) // 2], content_type="application/json")
         if kind == "html":
             return web.Response(text="<html><body>Sorry</body></html>", content_type="text/html")
@@ -376,9 +376,7 @@ class FakeMeta:
                 return response
         return self._json(await self._page(request, owner), 200, owner)
 
-    async def _page(
-        self, request: web.Request, owner: _Owner, apply_failures: bool = True
-    ) -> dict[str, Any]:
+    async def _page(self, request: web.Request, owner: _Owner) -> dict[str, Any]:
         node, edge = request.match_info["node"], request.match_info["edge"]
         if edge == "conversations":
             items = self._conversations(owner)
