@@ -70,8 +70,8 @@ class InstanceLock:
         if not got:
             connection.close()
             raise InstanceLockError(
-                "another replywatch run is already monitoring this PostgreSQL database; "
-                "for several processes use `replywatch worker`"
+                "another replywatch is already running on this PostgreSQL database; "
+                "stop it first, or point this one at another --database"
             )
         self._connection = connection
 

@@ -61,20 +61,26 @@ secrets = {{ bearer_token = "env:SHOP_X_TOKEN" }}
     return path
 
 
-async def start(tmp_path: Path, url: str, *extra: str) -> asyncio.subprocess.Process:
+async def start(
+    tmp_path: Path, url: str, database: str | None = None
+) -> asyncio.subprocess.Process:
+    """`replywatch run` as a subprocess against the fake, on SQLite unless told otherwise."""
     env = {**os.environ, "SHOP_TOKEN": TOKEN, "SHOP_X_TOKEN": "x-token"}
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
+    store = database or f"sqlite:///{tmp_path / 'rw.db'}"
+    command = [
         "-m",
         "monitor.cli",
         "--config",
         str(write_config(tmp_path, url)),
         "--database",
-        f"sqlite:///{tmp_path / 'rw.db'}",
+        store,
         "run",
         "--listen",
         "127.0.0.1:0",
-        *extra,
+    ]
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        *command,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
@@ -95,11 +101,11 @@ async def read_until(process: asyncio.subprocess.Process, words: str) -> list[st
 
 
 async def test_run_backfills_serves_and_stops_cleanly(
-    tmp_path: Path, fake_url: tuple[FakeMeta, str]
+    tmp_path: Path, fake_url: tuple[FakeMeta, str], store_url: str
 ) -> None:
-    """The full life of a monitor, observed from outside."""
+    """The full life of a monitor, observed from outside, on SQLite and on PostgreSQL."""
     _fake, url = fake_url
-    process = await start(tmp_path, url)
+    process = await start(tmp_path, url, store_url)
     lines = await read_until(process, "backfill finished")
     text_out = "".join(lines)
     address = next(ln for ln in lines if "serving" in ln).split("serving ")[1].split(" ")[0]
@@ -120,7 +126,7 @@ async def test_run_backfills_serves_and_stops_cleanly(
     assert TOKEN not in metrics
     assert "# TYPE replywatch_response_rate_ratio gauge" in metrics
 
-    second = await start(tmp_path, url)
+    second = await start(tmp_path, url, store_url)
     _out, err = await asyncio.wait_for(second.communicate(), LINE_TIMEOUT)
     assert second.returncode == 2
     assert b"already running" in err
@@ -130,7 +136,7 @@ async def test_run_backfills_serves_and_stops_cleanly(
     assert process.returncode == 0, err.decode()
     assert b"stopping" in rest
     assert TOKEN.encode() not in rest + err
-    engine = create_engine(f"sqlite:///{tmp_path / 'rw.db'}")
+    engine = create_engine(store_url)
     with engine.connect() as connection:
         events = connection.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
         waits = connection.execute(text("SELECT COUNT(*), COUNT(closed_at) FROM waits")).one()
