@@ -76,6 +76,7 @@ class PollRecord:
     missed: int
     quota_used: float | None
     next_poll_at: datetime | None
+    state: AccountState = AccountState.OK
 
 
 # (platform, account, events, cursor) -> stored count; runs the database work off the loop.
@@ -173,6 +174,7 @@ class PollCoordinator:
             missed=missed,
             quota_used=quota,
             next_poll_at=self.next_poll_at,
+            state=self.state,
         )
         self.on_record(record)
         return record

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from monitor.coordinator import PollOutcome, PollRecord
+from monitor.coordinator import AccountState, PollOutcome, PollRecord
 
 __all__ = ["WEBHOOK_OUTCOMES", "Metrics"]
 
@@ -58,7 +58,21 @@ class Metrics:
             ["platform", "account"],
             registry=r,
         )
+        self.poll_interval = Gauge(
+            f"{PREFIX}_poll_interval_seconds",
+            "How often the account is polled when all is well.",
+            ["platform", "account"],
+            registry=r,
+        )
+        self.account_state = Gauge(
+            f"{PREFIX}_account_state",
+            "1 for the polling state the account is in (ok, failing, rate_limited, "
+            "auth_failed, starting), 0 for the others.",
+            ["platform", "account", "state"],
+            registry=r,
+        )
         self._accounts: dict[tuple[str, str], _AccountSeries] = {}
+        self._states: dict[tuple[str, str], AccountState] = {}
         self.webhooks = Counter(
             f"{PREFIX}_webhook_deliveries",
             "Webhook deliveries by outcome.",
@@ -66,10 +80,14 @@ class Metrics:
             registry=r,
         )
 
-    def prepare_account(self, platform: str, account: str) -> _AccountSeries:
+    def prepare_account(
+        self, platform: str, account: str, interval: float | None = None
+    ) -> _AccountSeries:
         """Create an account's series (zero-valued, so rates exist from the start)."""
         key = (platform, account)
         series = self._accounts.get(key)
+        if interval is not None:
+            self.poll_interval.labels(platform, account).set(interval)
         if series is None:
             series = self._accounts[key] = _AccountSeries(
                 polls={o: self.polls.labels(platform, account, o.value) for o in PollOutcome},
@@ -78,7 +96,16 @@ class Metrics:
                 missed=self.missed.labels(platform, account),
             )
             self.events_stored.labels(platform, account, "webhook")
+            self.set_state(platform, account, AccountState.STARTING)
         return series
+
+    def set_state(self, platform: str, account: str, state: AccountState) -> None:
+        """Mark the account's current polling state (work only when it changes)."""
+        if self._states.get((platform, account)) is state:
+            return
+        self._states[(platform, account)] = state
+        for each in AccountState:
+            self.account_state.labels(platform, account, each.value).set(each is state)
 
     def prepare_webhooks(self, platform: str) -> None:
         """Create the zero-valued webhook series of a platform."""
@@ -90,6 +117,7 @@ class Metrics:
         # labels() validates and hashes on every call; polls are hot, so children are kept.
         series = self.prepare_account(record.platform, record.account)
         series.polls[record.outcome].inc()
+        self.set_state(record.platform, record.account, record.state)
         series.duration.observe(record.duration_s)
         labels = (record.platform, record.account)
         if record.outcome is PollOutcome.SUCCESS:

@@ -158,7 +158,9 @@ class Runtime:
             request_timeout=self.request_timeout,
         )
         connector: Connector = connector_class(settings, self._session)  # type: ignore[call-arg]
-        self.metrics.prepare_account(account.platform, account.name)
+        self.metrics.prepare_account(
+            account.platform, account.name, account.poll_interval.total_seconds()
+        )
         name = account.name
         coordinator = PollCoordinator(
             platform=account.platform,
