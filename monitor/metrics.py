@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from monitor.coordinator import AccountState, PollOutcome, PollRecord
+from monitor.profiles import Targets
 
 __all__ = ["WEBHOOK_OUTCOMES", "Metrics"]
 
@@ -71,6 +72,20 @@ class Metrics:
             ["platform", "account", "state"],
             registry=r,
         )
+        self.targets = {
+            kind: Gauge(
+                f"{PREFIX}_target_{kind}",
+                text,
+                ["platform", "account"],
+                registry=r,
+            )
+            for kind, text in (
+                ("warn_after_seconds", "Open-wait age at which a warning is raised."),
+                ("response_seconds", "The response-time target (breach, badge mean)."),
+                ("reply_deadline_seconds", "The deadline for a wait to count as answered."),
+                ("rate_ratio", "The response-rate target (0-1)."),
+            )
+        }
         self._accounts: dict[tuple[str, str], _AccountSeries] = {}
         self._states: dict[tuple[str, str], AccountState] = {}
         self.webhooks = Counter(
@@ -98,6 +113,17 @@ class Metrics:
             self.events_stored.labels(platform, account, "webhook")
             self.set_state(platform, account, AccountState.STARTING)
         return series
+
+    def set_targets(self, platform: str, account: str, targets: Targets) -> None:
+        """Export an account's targets, so alert rules compare against the config."""
+        values = {
+            "warn_after_seconds": targets.warn_after.total_seconds(),
+            "response_seconds": targets.response_target.total_seconds(),
+            "reply_deadline_seconds": targets.reply_deadline.total_seconds(),
+            "rate_ratio": targets.rate_target,
+        }
+        for kind, value in values.items():
+            self.targets[kind].labels(platform, account).set(value)
 
     def set_state(self, platform: str, account: str, state: AccountState) -> None:
         """Mark the account's current polling state (work only when it changes)."""

@@ -100,6 +100,7 @@ class Runtime:
             }
         now = self.clock()
         for account in self.context.config.accounts.values():
+            self.metrics.set_targets(account.platform, account.name, account.profile.targets)
             if account.source == "poll":
                 self._add_account(account, now)
         self.figures = FiguresSnapshot(self.context.engine, self.context.accounts, self.clock)

@@ -125,6 +125,12 @@ async def test_run_backfills_serves_and_stops_cleanly(
     )
     assert TOKEN not in metrics
     assert "# TYPE replywatch_response_rate_ratio gauge" in metrics
+    assert (
+        'replywatch_target_response_seconds{account="shop-fb",platform="facebook"} 900.0' in metrics
+    )
+    assert (
+        'replywatch_account_state{account="shop-fb",platform="facebook",state="ok"} 1.0' in metrics
+    )
 
     second = await start(tmp_path, url, store_url)
     _out, err = await asyncio.wait_for(second.communicate(), LINE_TIMEOUT)
