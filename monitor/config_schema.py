@@ -1,0 +1,181 @@
+"""The config file's schema: what may be written where, validated by pydantic.
+
+``monitor.config`` turns a validated file into profiles, accounts and calendars; this module
+only says which keys exist, their types, and which values are refused (with messages that never
+repeat a secret).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from connectors.base import Channel
+from monitor.durations import parse_duration
+from monitor.platforms import canonical_platform
+from monitor.profiles import DEFAULT_PROFILE, Targets
+from monitor.secrets import is_reference
+
+__all__ = [
+    "AccountModel",
+    "BusinessHoursModel",
+    "ConfigModel",
+    "ProfileModel",
+    "TargetsModel",
+]
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str | int | float):
+        raise ValueError("expected a duration like 15m, 24h or 7d")
+    return parse_duration(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def _references_only(value: dict[str, str]) -> dict[str, str]:
+    for key, reference in value.items():
+        if not is_reference(reference):
+            # Never echo the value: it may be the secret itself.
+            raise ValueError(
+                f"secrets.{key} must be a reference, env:NAME or file:PATH, not the secret"
+            )
+    return value
+
+
+SecretRefs = Annotated[dict[str, str], AfterValidator(_references_only)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetsModel(_Strict):
+    """Targets that a profile, a tier or an account may set."""
+
+    response_target: Duration | None = None
+    reply_deadline: Duration | None = None
+    rate_target: float | None = Field(default=None, gt=0, le=1)
+    warn_after: Duration | None = None
+    escalate_after: Duration | None = None
+
+    def apply(self, base: Targets) -> Targets:
+        """Targets with the fields set here replacing those of ``base``."""
+        names = Targets.__dataclass_fields__
+        changes = {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+        return Targets(**{**_targets_dict(base), **changes})
+
+
+def _targets_dict(targets: Targets) -> dict[str, Any]:
+    return {name: getattr(targets, name) for name in Targets.__dataclass_fields__}
+
+
+class ProfileModel(TargetsModel):
+    """A user profile: a built-in one with some definitions changed."""
+
+    extends: str = DEFAULT_PROFILE
+    version: int = Field(default=1, ge=1)
+    window: Duration | None = None
+    counting: Literal["every_turn", "first_after_silence"] | None = None
+    silence: Duration | None = None
+    automated_closes_wait: bool | None = None
+    min_waits: int | None = Field(default=None, ge=0)
+    channels: tuple[Channel, ...] | None = None
+    tiers: dict[str, TargetsModel] = Field(default_factory=dict)
+
+
+class BusinessHoursModel(_Strict):
+    """A weekly schedule with optional holidays."""
+
+    timezone: str | None = None
+    monday: list[str] = Field(default_factory=list)
+    tuesday: list[str] = Field(default_factory=list)
+    wednesday: list[str] = Field(default_factory=list)
+    thursday: list[str] = Field(default_factory=list)
+    friday: list[str] = Field(default_factory=list)
+    saturday: list[str] = Field(default_factory=list)
+    sunday: list[str] = Field(default_factory=list)
+    holidays_country: str | None = None
+    holidays_subdivision: str | None = None
+    holidays: list[date] = Field(default_factory=list)
+
+
+class AccountModel(_Strict):
+    """One monitored account as written in the config."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+    platform: str
+    ids: dict[str, str] = Field(default_factory=dict)
+    channels: tuple[Channel, ...] | None = None
+    profile: str | None = None
+    channel_profiles: dict[Channel, str] = Field(default_factory=dict)
+    targets: TargetsModel = TargetsModel()
+    timezone: str | None = None
+    business_hours: BusinessHoursModel | None = None
+    secrets: SecretRefs = Field(default_factory=dict)
+    source: Literal["poll", "push"] | None = None
+    poll_interval: Duration | None = None
+    base_url: str | None = None
+    options: dict[str, str] = Field(default_factory=dict)
+    group: str | None = None
+
+    @field_validator("platform")
+    @classmethod
+    def _platform(cls, value: str) -> str:
+        return canonical_platform(value)
+
+
+class DefaultsModel(_Strict):
+    """Values every account inherits unless it sets its own."""
+
+    profile: str = DEFAULT_PROFILE
+    timezone: str = "UTC"
+    poll_interval: Duration | None = None
+
+
+class SettingsModel(_Strict):
+    """Process-wide settings."""
+
+    database: str | None = None
+    store_excerpts: bool = False
+    backfill: Duration = timedelta(days=7)
+    listen: str = "127.0.0.1:9874"
+
+
+class WebhookModel(_Strict):
+    """A platform's webhook: its secrets by reference and the largest body accepted."""
+
+    secrets: SecretRefs = Field(default_factory=dict)
+    max_body_bytes: int = Field(default=1_048_576, gt=0, le=64 * 1_048_576)
+
+
+class ConfigModel(_Strict):
+    """The whole file."""
+
+    replywatch: SettingsModel = SettingsModel()
+    webhooks: dict[str, WebhookModel] = Field(default_factory=dict)
+    defaults: DefaultsModel = DefaultsModel()
+    profiles: dict[str, ProfileModel] = Field(default_factory=dict)
+    accounts: list[AccountModel] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ConfigModel:
+        seen: set[str] = set()
+        for account in self.accounts:
+            if account.name in seen:
+                raise ValueError(f"account name {account.name!r} is used twice")
+            seen.add(account.name)
+        return self
