@@ -11,17 +11,17 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from monitor.batches import read_ahead
 from monitor.config import ConfigError, default_config_path, load_config
 from monitor.context import AppContext
-from monitor.csv_import import BadRow, CsvFormatError, read_events
+from monitor.csv_import import BadRow, CsvFormatError
+from monitor.import_command import ByteProgress, import_csv
 from monitor.instance_lock import InstanceLockError
 from monitor.report_formats import render
 from monitor.secrets import SecretError
@@ -31,7 +31,6 @@ from monitor.store import StoreError, current_revision, head_revision
 __all__ = ["main"]
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
-_BATCH = 100000
 
 
 class UsageError(Exception):
@@ -177,12 +176,6 @@ def _check_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def _counting_lines(stream: TextIO, progress: Callable[[int], None]) -> Iterator[str]:
-    for line in stream:
-        progress(len(line))
-        yield line
-
-
 def _import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     zone = None
     if args.default_tz:
@@ -202,8 +195,6 @@ def _import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     size = 0 if args.file == "-" else os.path.getsize(args.file)
     show = args.progress == "always" or (args.progress == "auto" and err.isatty() and size > 1e6)
-    ingestor = context.ingestor()
-    totals = {"received": 0, "stored": 0, "duplicates": 0}
     with ExitStack() as stack:
         stack.callback(context.close)
         stream = (
@@ -211,53 +202,19 @@ def _import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if args.file == "-"
             else stack.enter_context(Path(args.file).open(encoding="utf-8-sig", newline=""))
         )
-        advance = stack.enter_context(_progress(show, size, err))
-        events = read_events(
-            _counting_lines(stream, advance), context.config, default_zone=zone, on_bad_row=report
-        )
+        advance = stack.enter_context(ByteProgress(show, size, err))
         try:
-            for batch in read_ahead(events, _BATCH):
-                result = ingestor.ingest(batch)
-                totals["received"] += result.received
-                totals["stored"] += result.stored
-                totals["duplicates"] += result.duplicates
+            totals = import_csv(
+                context, stream, default_zone=zone, on_bad_row=report, advance=advance
+            )
         except CsvFormatError as error:
             raise UsageError(f"{label}: {error}") from None
     print(
-        f"{label}: {totals['received'] + len(bad)} row(s): {totals['stored']} new event(s), "
-        f"{totals['duplicates']} already stored, {len(bad)} bad row(s) skipped",
+        f"{label}: {totals.received + len(bad)} row(s): {totals.stored} new event(s), "
+        f"{totals.duplicates} already stored, {len(bad)} bad row(s) skipped",
         file=out,
     )
     return EXIT_PROBLEMS if bad else EXIT_OK
-
-
-class _progress:
-    """A byte-based progress bar on stderr, or nothing."""
-
-    def __init__(self, show: bool, total: int, stream: TextIO) -> None:
-        self.show, self.total, self.stream = show, total, stream
-
-    def __enter__(self) -> Callable[[int], None]:
-        if not self.show:
-            return lambda _n: None
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-
-        self._bar = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            console=Console(file=self.stream, force_terminal=True),
-            transient=True,
-        )
-        self._bar.start()
-        task = self._bar.add_task("importing", total=self.total or None)
-        return lambda n: self._bar.advance(task, n)
-
-    def __exit__(self, *_exc: object) -> None:
-        if self.show:
-            self._bar.stop()
 
 
 def _stats(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
