@@ -326,6 +326,7 @@ def _build_profile(name: str, spec: ProfileModel, base: Profile) -> Profile:
         tiers=tiers,
         channels=spec.channels if spec.channels is not None else base.channels,
         min_waits=base.min_waits if spec.min_waits is None else spec.min_waits,
+        mean_of_fastest=spec.mean_of_fastest or base.mean_of_fastest,
     )
 
 

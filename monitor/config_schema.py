@@ -93,6 +93,7 @@ class ProfileModel(TargetsModel):
     silence: Duration | None = None
     automated_closes_wait: bool | None = None
     min_waits: int | None = Field(default=None, ge=0)
+    mean_of_fastest: float | None = Field(default=None, gt=0, le=1)
     channels: tuple[Channel, ...] | None = None
     tiers: dict[str, TargetsModel] = Field(default_factory=dict)
 

@@ -117,7 +117,7 @@ def window_figures(
             decided += age_judged >= deadline
             target_decided += age_judged >= target
     responses.sort()
-    mean = math.fsum(responses) / len(responses) if responses else None
+    mean = _mean_of_fastest(responses, profile.mean_of_fastest)
     rate = in_deadline / decided if decided else None
     share = in_target / target_decided if target_decided else None
     return Figures(
@@ -137,6 +137,14 @@ def window_figures(
         oldest_open_wait_seconds=oldest,
         target_met=_badge(profile, count, rate, mean),
     )
+
+
+def _mean_of_fastest(ordered: list[float], share: float) -> float | None:
+    if not ordered:
+        return None
+    # At least one answer counts, so a trimmed mean always exists when anything was answered.
+    kept = ordered[: max(1, math.ceil(len(ordered) * share))]
+    return math.fsum(kept) / len(kept)
 
 
 def _judged_response(wait: WaitFacts, clock: BusinessClock | None) -> float:

@@ -19,6 +19,7 @@ timezone = "Europe/Berlin"
 extends = "strict"
 version = 3
 response_target = "10m"
+mean_of_fastest = 0.9
 [profiles.fast.tiers.negative]
 reply_deadline = "2h"
 
@@ -71,6 +72,7 @@ def test_good_config_resolves_profiles_hours_and_overrides(tmp_path: Path) -> No
     assert account.profile.name == "fast"
     assert account.profile.version == 3
     assert account.profile.targets.response_target == timedelta(minutes=10)
+    assert account.profile.mean_of_fastest == 0.9
     assert account.profile.targets.rate_target == 0.95
     assert account.profile.targets_for("negative").reply_deadline == timedelta(hours=2)
     assert account.profile_for("comment").name == "meta-badge"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -121,6 +122,19 @@ def test_business_seconds_are_judged_when_hours_are_set() -> None:
     assert judged.mean_response_seconds == 900
     calendar_only = window_figures(facts, STRICT, win)
     assert calendar_only.within_target_share == 0.0 and calendar_only.clock == "calendar"
+
+
+def test_mean_of_the_fastest_share() -> None:
+    """With mean_of_fastest 0.9 the slowest tenth is left out of the mean only."""
+    waits = [wait(i, 60) for i in range(9)] + [wait(10, 5400)]
+    trimmed = replace(STRICT, mean_of_fastest=0.9)
+    assert window_figures(waits, STRICT, window()).mean_response_seconds == (9 * 60 + 5400) / 10
+    figures = window_figures(waits, trimmed, window())
+    assert figures.mean_response_seconds == 60.0  # the 9 fastest of 10
+    assert (
+        figures.p90_response_seconds == window_figures(waits, STRICT, window()).p90_response_seconds
+    )
+    assert figures.target_met is True  # 100% answered in time, trimmed mean 1 min
 
 
 def test_reviews_profile_tiers_and_channels() -> None:
