@@ -289,10 +289,12 @@ def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from monitor.store import open_engine
+    from monitor.store import choose_database, open_engine
 
     config = load_config(args.config or default_config_path())
-    engine = open_engine(args.database or config.database, migrate=args.action == "upgrade")
+    engine = open_engine(
+        choose_database(args.database, config.database), migrate=args.action == "upgrade"
+    )
     try:
         with engine.connect() as connection:
             revision = current_revision(connection)

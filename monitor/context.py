@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from monitor.accounts import AccountDirectory
 from monitor.config import Config, default_config_path, load_config
 from monitor.ingest import Ingestor, rederive_account
-from monitor.store import open_engine
+from monitor.store import choose_database, open_engine
 
 __all__ = ["AppContext"]
 
@@ -30,7 +30,7 @@ class AppContext:
     def open(cls, config_path: Path | str | None, database: str | None) -> AppContext:
         """Load the config, open and migrate the store, sync the configured accounts."""
         config = load_config(config_path or default_config_path())
-        engine = open_engine(database or config.database)
+        engine = open_engine(choose_database(database, config.database))
         context = cls(config, engine, AccountDirectory(config))
         context.sync()
         return context

@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "StoreError",
+    "choose_database",
     "current_revision",
     "head_revision",
     "normalise_url",
@@ -66,9 +67,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def choose_database(command_line: str | None, configured: str | None) -> str:
+    """--database, then $REPLYWATCH_DATABASE_URL, then the config's, then replywatch.db."""
+    return (
+        command_line
+        or os.environ.get("REPLYWATCH_DATABASE_URL")
+        or configured
+        or DEFAULT_DATABASE_URL
+    )
+
+
 def open_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
-    """Create the engine for ``url`` (default: env, then ``replywatch.db``) and migrate it."""
-    raw = url or os.environ.get("REPLYWATCH_DATABASE_URL") or DEFAULT_DATABASE_URL
+    """Create the engine for ``url`` (see :func:`choose_database`) and migrate it."""
+    raw = choose_database(url, None)
     target = normalise_url(raw)
     try:
         parsed = make_url(target)

@@ -64,3 +64,15 @@ def test_db_command_reports_revision(run_cli: RunCli, sqlite_url: str) -> None:
     result = run_cli("--database", sqlite_url, "db", "upgrade")
     assert result.code == 0
     assert f"schema revision {head_revision()}" in result.out
+
+
+def test_database_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--database beats $REPLYWATCH_DATABASE_URL, which beats the config's database."""
+    from monitor.store import DEFAULT_DATABASE_URL, choose_database
+
+    monkeypatch.delenv("REPLYWATCH_DATABASE_URL", raising=False)
+    assert choose_database(None, None) == DEFAULT_DATABASE_URL
+    assert choose_database(None, "sqlite:///config.db") == "sqlite:///config.db"
+    monkeypatch.setenv("REPLYWATCH_DATABASE_URL", "sqlite:///env.db")
+    assert choose_database(None, "sqlite:///config.db") == "sqlite:///env.db"
+    assert choose_database("sqlite:///cli.db", "sqlite:///config.db") == "sqlite:///cli.db"
