@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.config import Config
+from monitor.dialect_insert import insert_for
 from monitor.hours import BusinessCalendar
 from monitor.models import Account
 from monitor.profiles import Profile, WaitRule
@@ -57,12 +57,6 @@ def policy_for(config: Config, name: str) -> AccountPolicy:
     return AccountPolicy(account.profile, dict(account.channel_profiles), account.calendar)
 
 
-def _insert(connection: Connection) -> sqlite.Insert | postgresql.Insert:
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(_ACCOUNTS)
-    return sqlite.insert(_ACCOUNTS)
-
-
 class AccountDirectory:
     """Maps (platform, account name) to the store's account id, creating accounts as needed."""
 
@@ -91,7 +85,7 @@ class AccountDirectory:
                 }
                 for platform, name in missing
             ]
-            connection.execute(_insert(connection).on_conflict_do_nothing(), rows)
+            connection.execute(insert_for(connection, _ACCOUNTS).on_conflict_do_nothing(), rows)
             self.load(connection)
         return {key: self._ids[key] for key in keys}
 

@@ -41,7 +41,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import ValidationError
 
 from connectors.base import CHANNELS, Channel
-from monitor.config_schema import AccountModel, BusinessHoursModel, ConfigModel, ProfileModel
+from monitor.config_schema import (
+    AccountModel,
+    AlertsModel,
+    BusinessHoursModel,
+    ConfigModel,
+    ProfileModel,
+)
 from monitor.hours import DAY_NAMES, BusinessCalendar, ScheduleError
 from monitor.platforms import PLATFORMS
 from monitor.profiles import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile, WaitRule
@@ -130,6 +136,7 @@ class Config:
     backfill: timedelta = timedelta(days=7)
     listen: str = "127.0.0.1:9874"
     webhooks: Mapping[str, WebhookConfig] = field(default_factory=dict)
+    alerts: AlertsModel = field(default_factory=AlertsModel)
 
     @classmethod
     def empty(cls) -> Config:
@@ -157,6 +164,17 @@ class Config:
         base = self.path.parent if self.path else None
         return {k: resolve_secret(v, base) for k, v in hook.secret_refs.items()}
 
+    def resolve_receiver_secrets(self, receiver: str) -> dict[str, str]:
+        """Read one alert receiver's secrets ("alertmanager" for the Alertmanager)."""
+        base = self.path.parent if self.path else None
+        return {k: resolve_secret(v, base) for k, v in self._receiver_refs()[receiver].items()}
+
+    def _receiver_refs(self) -> dict[str, Mapping[str, str]]:
+        refs: dict[str, Mapping[str, str]] = {r.name: r.secrets for r in self.alerts.receivers}
+        if self.alerts.alertmanager is not None:
+            refs["alertmanager"] = self.alerts.alertmanager.secrets
+        return refs
+
     def secret_problems(self) -> list[ConfigProblem]:
         """Every secret reference that does not resolve right now."""
         base = self.path.parent if self.path else None
@@ -169,6 +187,11 @@ class Config:
             (None, f"webhooks.{platform}.secrets.{key}", ref)
             for platform, hook in self.webhooks.items()
             for key, ref in hook.secret_refs.items()
+        ]
+        places += [
+            (None, f"alerts.{receiver}.secrets.{key}", ref)
+            for receiver, refs in self._receiver_refs().items()
+            for key, ref in refs.items()
         ]
         problems = []
         for account, where, reference in places:
@@ -265,6 +288,7 @@ def _resolve(model: ConfigModel, path: Path) -> Config:
             platform: WebhookConfig(dict(hook.secrets), hook.max_body_bytes)
             for platform, hook in model.webhooks.items()
         },
+        alerts=model.alerts,
     )
 
 

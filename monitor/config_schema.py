@@ -28,9 +28,11 @@ from monitor.secrets import is_reference
 
 __all__ = [
     "AccountModel",
+    "AlertsModel",
     "BusinessHoursModel",
     "ConfigModel",
     "ProfileModel",
+    "ReceiverModel",
     "TargetsModel",
 ]
 
@@ -163,10 +165,78 @@ class WebhookModel(_Strict):
     max_body_bytes: int = Field(default=1_048_576, gt=0, le=64 * 1_048_576)
 
 
+AlertLevel = Literal["warning", "breach", "escalated", "resolved"]
+ALERT_LEVELS: tuple[AlertLevel, ...] = ("warning", "breach", "escalated", "resolved")
+
+
+class ReceiverModel(_Strict):
+    """Where per-conversation alerts go when no Alertmanager routes them (or as well)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    kind: Literal["webhook", "slack", "telegram", "email"]
+    # Which changes this receiver hears about; an escalation-only receiver lists "escalated".
+    levels: tuple[AlertLevel, ...] = ALERT_LEVELS
+    url: str | None = None
+    chat_id: str | None = None
+    api_url: str = "https://api.telegram.org"
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, gt=0, le=65535)
+    starttls: bool = True
+    from_address: str | None = None
+    to: tuple[str, ...] = ()
+    secrets: SecretRefs = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ReceiverModel:
+        requirements: dict[str, list[tuple[str, object]]] = {
+            "webhook": [("url", self.url)],
+            # The Slack URL is itself the credential: it must come from secrets.url.
+            "slack": [("secrets.url", self.secrets.get("url"))],
+            "telegram": [("chat_id", self.chat_id), ("secrets.bot_token",
+                         self.secrets.get("bot_token"))],
+            "email": [("smtp_host", self.smtp_host), ("from_address", self.from_address),
+                      ("to", self.to)],
+        }  # fmt: skip
+        needed = requirements[self.kind]
+        missing = [name for name, value in needed if not value]
+        if missing:
+            raise ValueError(f"{self.kind} receiver {self.name!r} needs {', '.join(missing)}")
+        return self
+
+
+class AlertmanagerModel(_Strict):
+    """An Alertmanager to push per-conversation alerts to (API v2)."""
+
+    url: str
+    secrets: SecretRefs = Field(default_factory=dict)
+
+
+class AlertsModel(_Strict):
+    """Per-conversation alerts (metrics.md section 7) and where they are delivered."""
+
+    enabled: bool = True
+    # Older open waits never raise an alert: importing history must not page anyone.
+    max_age: Duration = timedelta(days=3)
+    # How often firing alerts are re-sent to Alertmanager so it keeps them alive.
+    resend_interval: Duration = timedelta(minutes=1)
+    # Longest pause between retries of a failed delivery.
+    retry_max: Duration = timedelta(minutes=15)
+    alertmanager: AlertmanagerModel | None = None
+    receivers: list[ReceiverModel] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_receivers(self) -> AlertsModel:
+        names = [receiver.name for receiver in self.receivers]
+        if len(set(names)) != len(names) or "alertmanager" in names:
+            raise ValueError("receiver names must be unique and not 'alertmanager'")
+        return self
+
+
 class ConfigModel(_Strict):
     """The whole file."""
 
     replywatch: SettingsModel = SettingsModel()
+    alerts: AlertsModel = AlertsModel()
     webhooks: dict[str, WebhookModel] = Field(default_factory=dict)
     defaults: DefaultsModel = DefaultsModel()
     profiles: dict[str, ProfileModel] = Field(default_factory=dict)

@@ -14,14 +14,21 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from sqlalchemy import Engine, select
 
 from monitor.accounts import AccountDirectory
 from monitor.figures import Figures
 from monitor.ingest import WAITS
 from monitor.models import Account
+from monitor.sli import SliTotals
 from monitor.stats import StatsRow, account_stats
 
 __all__ = ["FiguresSnapshot"]
@@ -53,6 +60,8 @@ class _Snapshot:
     # (platform, account, channel) -> opening times of waits open when the snapshot was taken
     # that had not closed by then.
     open_waits: dict[tuple[str, str, str], tuple[datetime, ...]] = field(default_factory=dict)
+    # account id -> (platform, account name)
+    who: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 class FiguresSnapshot(Collector):
@@ -63,10 +72,12 @@ class FiguresSnapshot(Collector):
         engine: Engine,
         accounts: AccountDirectory,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sli: SliTotals | None = None,
     ) -> None:
         self.engine = engine
         self.accounts = accounts
         self.clock = clock
+        self.sli = sli
         self._snapshot: _Snapshot | None = None
         self._lock = threading.Lock()
 
@@ -91,7 +102,7 @@ class FiguresSnapshot(Collector):
             for account_id, channel, opened in result:
                 key = (*who[account_id], channel)
                 open_waits.setdefault(key, []).append(opened)
-        snapshot = _Snapshot(now, tuple(rows), {k: tuple(v) for k, v in open_waits.items()})
+        snapshot = _Snapshot(now, tuple(rows), {k: tuple(v) for k, v in open_waits.items()}, who)
         with self._lock:
             self._snapshot = snapshot
 
@@ -140,6 +151,43 @@ class FiguresSnapshot(Collector):
             age.add_metric([], snapshot.taken_at.timestamp())
         yield from families.values()
         yield from (open_count, oldest, age)
+        if self.sli is not None:
+            yield from _sli_families(self.sli, snapshot.who if snapshot else {}, self.accounts)
+
+
+def _sli_families(
+    totals: SliTotals, who: dict[int, tuple[str, str]], accounts: AccountDirectory
+) -> Iterator[Metric]:
+    labels = ["platform", "account", "channel", "tier", "profile"]
+    outcomes = CounterMetricFamily(
+        "replywatch_sli_outcomes",
+        "Waits decided against the response-time target: met when answered in time, missed "
+        "when the deadline passed unanswered (metrics.md section 6).",
+        labels=[*labels, "outcome"],
+    )
+    histogram = HistogramMetricFamily(
+        "replywatch_response_time_seconds",
+        "Response time of answered waits (business seconds when the account has hours), "
+        "with a bucket at every target.",
+        labels=labels,
+    )
+    bounds = [floatToGoString(bound) for bound in totals.buckets]
+    for key, counts in sorted(totals.counts.items()):
+        account_id, channel, tier = key
+        if account_id not in who:
+            continue
+        platform, name = who[account_id]
+        profile = accounts.policy(name).profile_for(channel).name
+        values = [platform, name, channel, tier, profile]
+        outcomes.add_metric([*values, "met"], counts.met)
+        outcomes.add_metric([*values, "missed"], counts.missed)
+        cumulative = totals.cumulative(key)
+        histogram.add_metric(
+            values,
+            buckets=[*zip(bounds, cumulative[:-1], strict=True), ("+Inf", cumulative[-1])],
+            sum_value=counts.response_sum,
+        )
+    yield from (outcomes, histogram)
 
 
 def _add_open(

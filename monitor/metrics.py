@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from monitor.alert_outbox import DeliveryReport
 from monitor.coordinator import AccountState, PollOutcome, PollRecord
-from monitor.profiles import Targets
+from monitor.profiles import Profile
 
 __all__ = ["WEBHOOK_OUTCOMES", "Metrics"]
 
@@ -84,8 +85,23 @@ class Metrics:
                 ("response_seconds", "The response-time target (breach, badge mean)."),
                 ("reply_deadline_seconds", "The deadline for a wait to count as answered."),
                 ("rate_ratio", "The response-rate target (0-1)."),
+                ("escalate_after_seconds", "Open-wait age at which an alert is escalated."),
+                ("min_waits", "Decided waits needed before rate figures and alerts count."),
             )
         }
+        self.alert_deliveries = Counter(
+            f"{PREFIX}_alert_deliveries",
+            "Per-conversation alert deliveries by result (failed ones are retried).",
+            ["result"],
+            registry=r,
+        )
+        self.alert_outbox_pending = Gauge(
+            f"{PREFIX}_alert_outbox_pending",
+            "Alert notifications stored but not yet delivered.",
+            registry=r,
+        )
+        for result in ("delivered", "failed"):
+            self.alert_deliveries.labels(result)
         self._accounts: dict[tuple[str, str], _AccountSeries] = {}
         self._states: dict[tuple[str, str], AccountState] = {}
         self.webhooks = Counter(
@@ -114,13 +130,16 @@ class Metrics:
             self.set_state(platform, account, AccountState.STARTING)
         return series
 
-    def set_targets(self, platform: str, account: str, targets: Targets) -> None:
+    def set_targets(self, platform: str, account: str, profile: Profile) -> None:
         """Export an account's targets, so alert rules compare against the config."""
+        targets = profile.targets
         values = {
             "warn_after_seconds": targets.warn_after.total_seconds(),
             "response_seconds": targets.response_target.total_seconds(),
             "reply_deadline_seconds": targets.reply_deadline.total_seconds(),
             "rate_ratio": targets.rate_target,
+            "escalate_after_seconds": targets.escalate_after.total_seconds(),
+            "min_waits": float(profile.min_waits),
         }
         for kind, value in values.items():
             self.targets[kind].labels(platform, account).set(value)
@@ -132,6 +151,12 @@ class Metrics:
         self._states[(platform, account)] = state
         for each in AccountState:
             self.account_state.labels(platform, account, each.value).set(each is state)
+
+    def record_alert_deliveries(self, report: DeliveryReport) -> None:
+        """Count one delivery round of the alert outbox."""
+        self.alert_deliveries.labels("delivered").inc(report.delivered)
+        self.alert_deliveries.labels("failed").inc(report.failed)
+        self.alert_outbox_pending.set(report.pending)
 
     def prepare_webhooks(self, platform: str) -> None:
         """Create the zero-valued webhook series of a platform."""

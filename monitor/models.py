@@ -24,7 +24,17 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
-__all__ = ["Account", "Cursor", "StoredEvent", "StoredWait", "UTCDateTime", "metadata"]
+__all__ = [
+    "Account",
+    "AlertDelivery",
+    "ConversationAlert",
+    "Cursor",
+    "StoredEvent",
+    "StoredWait",
+    "UTCDateTime",
+    "WaitOutcome",
+    "metadata",
+]
 
 # SQLite's INTEGER PRIMARY KEY is the rowid; BIGINT would not autoincrement there.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -145,6 +155,67 @@ class Cursor(SQLModel, table=True):
     account_id: int = Field(foreign_key="accounts.id", primary_key=True)
     value: str = Field(default="{}")
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class WaitOutcome(SQLModel, table=True):
+    """A wait's one SLI outcome (metrics.md section 6), decided once and never revised.
+
+    Waits are rebuilt when their thread changes; outcomes are not, so counters made from them
+    only ever grow.
+    """
+
+    __tablename__ = "wait_outcomes"
+    __table_args__ = (Index("ix_wait_outcomes_decided", "decided_at"),)
+
+    account_id: int = Field(foreign_key="accounts.id", primary_key=True)
+    thread_id: str = Field(max_length=255, primary_key=True)
+    opened_at: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    channel: str = Field(max_length=16)
+    tier: str = Field(max_length=16)
+    outcome: str = Field(max_length=8)
+    decided_at: datetime = Field(sa_type=UTCDateTime)
+    # Set once, when the answer is first seen (for the response-time histogram).
+    response_seconds: float | None = None
+
+
+class ConversationAlert(SQLModel, table=True):
+    """The alert level a waiting customer has reached (metrics.md section 7)."""
+
+    __tablename__ = "conversation_alerts"
+
+    account_id: int = Field(foreign_key="accounts.id", primary_key=True)
+    thread_id: str = Field(max_length=255, primary_key=True)
+    opened_at: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    channel: str = Field(max_length=16)
+    level: str = Field(max_length=16)
+    changed_at: datetime = Field(sa_type=UTCDateTime)
+    thread_url: str | None = Field(default=None, max_length=1024)
+
+
+class AlertDelivery(SQLModel, table=True):
+    """One notification waiting to reach (or delivered to) one receiver: the outbox."""
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (
+        UniqueConstraint("receiver", "alert_key", "level", name="uq_alert_outbox_state"),
+        Index(
+            "ix_alert_outbox_pending",
+            "next_attempt_at",
+            sqlite_where=text("delivered_at IS NULL"),
+            postgresql_where=text("delivered_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(_BigId, primary_key=True))
+    receiver: str = Field(max_length=64)
+    alert_key: str = Field(max_length=600)
+    level: str = Field(max_length=16)
+    payload: str
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
 
 
 metadata = SQLModel.metadata

@@ -24,6 +24,8 @@ from sqlalchemy import select
 
 from connectors import CONNECTORS
 from connectors.base import Connector, ConnectorSettings, Event, FetchResult
+from monitor.alert_cycle import AlertCycle
+from monitor.alert_receivers import AlertReceiver, build_receivers
 from monitor.app import build_app
 from monitor.config import AccountConfig
 from monitor.context import AppContext
@@ -58,6 +60,8 @@ class Runtime:
     first_poll_spread: float = 5.0
     figures_interval: float = 15.0
     metrics: Metrics = field(default_factory=Metrics)
+    # None: the receivers the config names (tests pass their own).
+    receivers: list[AlertReceiver] | None = None
 
     coordinators: dict[str, PollCoordinator] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
@@ -100,10 +104,17 @@ class Runtime:
             }
         now = self.clock()
         for account in self.context.config.accounts.values():
-            self.metrics.set_targets(account.platform, account.name, account.profile.targets)
+            self.metrics.set_targets(account.platform, account.name, account.profile)
             if account.source == "poll":
                 self._add_account(account, now)
-        self.figures = FiguresSnapshot(self.context.engine, self.context.accounts, self.clock)
+        receivers = self.receivers
+        if receivers is None:
+            receivers = build_receivers(self.context.config)
+        self.alerts = AlertCycle(self.context.engine, self.context.accounts, receivers, self.clock)
+        await asyncio.to_thread(self.alerts.load)
+        self.figures = FiguresSnapshot(
+            self.context.engine, self.context.accounts, self.clock, self.alerts.totals
+        )
         self.metrics.registry.register(self.figures)
         self.scheduler.start()
         # Window figures are computed in the background; a scrape only reads the snapshot.
@@ -223,6 +234,14 @@ class Runtime:
             await asyncio.to_thread(self.figures.refresh)
         except Exception:
             log.exception("could not refresh the window figures; /metrics keeps the last ones")
+        assert self._session is not None
+        try:
+            report = await self.alerts.run(self._session, self._write_lock)
+        except Exception:
+            log.exception("alert round failed; the next round retries")
+            return
+        if report is not None:
+            self.metrics.record_alert_deliveries(report)
 
     async def _run_poll(self, coordinator: PollCoordinator) -> None:
         record = await coordinator.poll()

@@ -12,14 +12,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
+
+from connectors.base import Event
 from connectors.meta_webhook import (
     WebhookPayloadError,
     parse_meta_webhook,
     verify_challenge,
     verify_signature,
 )
-
-from connectors.base import Event
 from monitor.metrics import Metrics
 
 __all__ = ["BodyTooLarge", "MetaWebhook", "read_limited"]

@@ -1,0 +1,173 @@
+"""The alert outbox: every notification is stored before it is sent, and sent until it lands.
+
+A change is written in the same transaction that records the conversation's new level, once
+per receiver that wants that level (a unique key makes a second write of the same state a
+no-op). Delivery reads what is due, sends it, and marks it delivered, or schedules a retry
+with exponential backoff. Per receiver and conversation, changes go out in order: a later
+change waits while an earlier one is failing, so "resolved" never overtakes "breach".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import aiohttp
+from sqlalchemy import Connection, Engine, select, update
+
+from monitor.alert_receivers import AlertReceiver, DeliveryError
+from monitor.conversation_alerts import AlertChange
+from monitor.dialect_insert import insert_for
+from monitor.models import AlertDelivery
+
+__all__ = ["OUTBOX", "DeliveryReport", "Outbox", "enqueue"]
+
+log = logging.getLogger("monitor.alerts")
+OUTBOX = AlertDelivery.__table__  # type: ignore[attr-defined]
+_FIRST_RETRY = timedelta(seconds=15)
+
+
+def enqueue(
+    connection: Connection,
+    changes: Sequence[AlertChange],
+    receivers: Sequence[AlertReceiver],
+    now: datetime,
+) -> int:
+    """Store one delivery per change and interested receiver; returns how many were new."""
+    rows = [
+        {
+            "receiver": receiver.name,
+            "alert_key": change.key,
+            "level": change.level,
+            "payload": json.dumps(change.to_json()),
+            "created_at": now,
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        for change in changes
+        for receiver in receivers
+        if change.level in receiver.levels
+    ]
+    if not rows:
+        return 0
+    result = connection.execute(insert_for(connection, OUTBOX).on_conflict_do_nothing(), rows)
+    return max(0, int(result.rowcount))
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What one delivery round did."""
+
+    delivered: int
+    failed: int
+    pending: int
+
+
+@dataclass
+class _Due:
+    ident: int
+    receiver: str
+    change: AlertChange
+    attempts: int
+
+
+class Outbox:
+    """Sends due deliveries through the receivers and records the result."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        receivers: Sequence[AlertReceiver],
+        clock: Callable[[], datetime],
+        retry_max: timedelta = timedelta(minutes=15),
+        batch: int = 500,
+    ) -> None:
+        self.engine = engine
+        self.receivers = {receiver.name: receiver for receiver in receivers}
+        self.clock = clock
+        self.retry_max = retry_max
+        self.batch = batch
+
+    async def deliver_due(
+        self, session: aiohttp.ClientSession, write_lock: asyncio.Lock | None = None
+    ) -> DeliveryReport:
+        """Send everything due now; failures are rescheduled, never dropped."""
+        now = self.clock()
+        due = await asyncio.to_thread(self._due, now)
+        blocked: set[tuple[str, str]] = set()
+        done: list[int] = []
+        failed: list[tuple[_Due, str]] = []
+        for item in due:
+            order_key = (item.receiver, item.change.key)
+            if order_key in blocked:
+                continue
+            receiver = self.receivers.get(item.receiver)
+            if receiver is None:
+                # Removed from the config: keep the row (it is visible), do not send.
+                continue
+            try:
+                await receiver.send(session, item.change)
+            except DeliveryError as err:
+                blocked.add(order_key)
+                failed.append((item, str(err)))
+                continue
+            done.append(item.ident)
+        if done or failed:
+            if write_lock is None:
+                await asyncio.to_thread(self._record, done, failed, now)
+            else:
+                async with write_lock:
+                    await asyncio.to_thread(self._record, done, failed, now)
+        for item, error in failed:
+            log.warning(
+                "alert for %s not delivered to %s (attempt %d): %s",
+                item.change.account,
+                item.receiver,
+                item.attempts + 1,
+                error,
+            )
+        return DeliveryReport(len(done), len(failed), await asyncio.to_thread(self.pending))
+
+    def pending(self) -> int:
+        """Deliveries not yet made (due or waiting for a retry)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(OUTBOX.c.id).where(OUTBOX.c.delivered_at.is_(None)))
+            return len(rows.all())
+
+    def _due(self, now: datetime) -> list[_Due]:
+        o = OUTBOX
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(o.c.id, o.c.receiver, o.c.payload, o.c.attempts)
+                .where(o.c.delivered_at.is_(None), o.c.next_attempt_at <= now)
+                .order_by(o.c.id)
+                .limit(self.batch)
+            ).all()
+        return [
+            _Due(int(ident), receiver, AlertChange.from_json(json.loads(payload)), int(attempts))
+            for ident, receiver, payload, attempts in rows
+        ]
+
+    def _record(self, done: list[int], failed: list[tuple[_Due, str]], now: datetime) -> None:
+        o = OUTBOX
+        with self.engine.begin() as connection:
+            if done:
+                connection.execute(update(o).where(o.c.id.in_(done)).values(delivered_at=now))
+            for item, error in failed:
+                connection.execute(
+                    update(o)
+                    .where(o.c.id == item.ident)
+                    .values(
+                        attempts=item.attempts + 1,
+                        next_attempt_at=now + self._backoff(item.attempts + 1),
+                        last_error=error[:500],
+                    )
+                )
+
+    def _backoff(self, attempts: int) -> timedelta:
+        growth: int = 2 ** min(attempts - 1, 20)
+        return min(self.retry_max, _FIRST_RETRY * growth)

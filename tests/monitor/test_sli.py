@@ -1,0 +1,171 @@
+"""SLI outcomes: decided once at the answer or the deadline, never revised, histogram at targets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine, func, select
+
+from connectors.base import Event
+from monitor.accounts import AccountDirectory
+from monitor.config import Config
+from monitor.figures_exporter import FiguresSnapshot
+from monitor.ingest import Ingestor
+from monitor.profiles import BUILTIN_PROFILES
+from monitor.sli import OUTCOMES, SliTotals, decide_outcomes, histogram_buckets
+from monitor.store import open_engine
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def event(message_id: str, role: str, minute: float, thread: str = "t1", rating: int | None = None,
+          channel: str = "dm") -> Event:  # fmt: skip
+    return Event("facebook", "shop", channel, thread, message_id, role,  # type: ignore[arg-type]
+                 T0 + timedelta(minutes=minute), rating=rating)  # fmt: skip
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[tuple[Engine, AccountDirectory, Ingestor]]:
+    engine = open_engine(store_url)
+    directory = AccountDirectory(Config.empty())
+    yield engine, directory, Ingestor(engine, directory)
+    engine.dispose()
+
+
+def decide(engine: Engine, directory: AccountDirectory, now: datetime) -> SliTotals:
+    totals = SliTotals(histogram_buckets(BUILTIN_PROFILES.values()))
+    with engine.begin() as connection:
+        changes = decide_outcomes(connection, lambda _id: directory.policy("shop"), now)
+    totals.add(changes)
+    return totals
+
+
+def outcomes(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(OUTCOMES.c.outcome, func.count()).group_by(OUTCOMES.c.outcome)
+        )
+        return {outcome: int(count) for outcome, count in rows}
+
+
+def test_met_at_the_answer_missed_at_the_deadline_not_before(
+    store: tuple[Engine, AccountDirectory, Ingestor],
+) -> None:
+    """A 10-minute answer is met; an open wait is missed at 15 min, not at 14."""
+    engine, directory, ingestor = store
+    ingestor.ingest([event("q1", "customer", 0, "a"), event("r1", "business", 10, "a"),
+                     event("q2", "customer", 0, "b")])  # fmt: skip
+    decide(engine, directory, T0 + timedelta(minutes=14))
+    assert outcomes(engine) == {"met": 1}
+    decide(engine, directory, T0 + timedelta(minutes=15))
+    assert outcomes(engine) == {"met": 1, "missed": 1}
+    with engine.connect() as connection:
+        decided = connection.execute(
+            select(OUTCOMES.c.decided_at).where(OUTCOMES.c.outcome == "missed")
+        ).scalar_one()
+    assert decided == T0 + timedelta(minutes=15)
+
+
+def test_a_late_answer_does_not_change_the_outcome_but_enters_the_histogram(
+    store: tuple[Engine, AccountDirectory, Ingestor],
+) -> None:
+    """Missed stays missed; the 40-minute answer lands in the histogram once."""
+    engine, directory, ingestor = store
+    ingestor.ingest([event("q1", "customer", 0)])
+    first = decide(engine, directory, T0 + timedelta(minutes=20))
+    assert first.counts[(1, "dm", "standard")].missed == 1
+    assert first.counts[(1, "dm", "standard")].answered == 0
+    ingestor.ingest([event("r1", "business", 40)])
+    later = decide(engine, directory, T0 + timedelta(minutes=41))
+    counts = later.counts[(1, "dm", "standard")]
+    assert (counts.met, counts.missed, counts.answered) == (0, 0, 1)
+    assert counts.response_sum == 40 * 60
+    assert outcomes(engine) == {"missed": 1}
+    again = decide(engine, directory, T0 + timedelta(minutes=50))
+    assert again.counts == {}
+
+
+def test_a_rebuilt_wait_is_not_decided_twice(
+    store: tuple[Engine, AccountDirectory, Ingestor],
+) -> None:
+    """An earlier message arriving late moves the wait's opening; the decision stands."""
+    engine, directory, ingestor = store
+    ingestor.ingest([event("q2", "customer", 5)])
+    decide(engine, directory, T0 + timedelta(minutes=30))
+    assert outcomes(engine) == {"missed": 1}
+    ingestor.ingest([event("q1", "customer", 0)])  # the same customer, earlier
+    decide(engine, directory, T0 + timedelta(minutes=31))
+    assert outcomes(engine) == {"missed": 1}
+
+
+def test_totals_read_at_start_equal_the_running_totals(
+    store: tuple[Engine, AccountDirectory, Ingestor],
+) -> None:
+    """Loading from the store gives the same counters as counting decision by decision."""
+    engine, directory, ingestor = store
+    events = []
+    for i, minutes in enumerate([1, 5, 14, 15, 16, 60, 300]):
+        events += [event(f"q{i}", "customer", i, f"t{i}"),
+                   event(f"r{i}", "business", i + minutes, f"t{i}")]  # fmt: skip
+    events.append(event("open", "customer", 0, "open"))
+    ingestor.ingest(events)
+    running = decide(engine, directory, T0 + timedelta(hours=6))
+    loaded = SliTotals(running.buckets)
+    with engine.connect() as connection:
+        loaded.load(connection)
+    key = (1, "dm", "standard")
+    assert loaded.counts == running.counts
+    # 1, 5, 14 and 15 minutes are within 900 s (the bound is inclusive); 16 is not.
+    assert (running.counts[key].met, running.counts[key].missed) == (4, 4)
+    index = list(running.buckets).index(900.0)
+    assert running.cumulative(key)[index] == 4
+    assert running.cumulative(key)[-1] == 7
+
+
+def test_histogram_has_a_bucket_exactly_at_every_target() -> None:
+    """900 s, 4 h, 24 h and 48 h are all bucket bounds."""
+    bounds = histogram_buckets(BUILTIN_PROFILES.values())
+    for target in (900.0, 4 * 3600.0, 86400.0, 172800.0):
+        assert target in bounds
+    assert list(bounds) == sorted(set(bounds))
+
+
+def test_old_history_is_not_decided(store: tuple[Engine, AccountDirectory, Ingestor]) -> None:
+    """An import of last month's unanswered messages does not become today's misses."""
+    engine, directory, ingestor = store
+    ingestor.ingest([event("old", "customer", 0)])
+    decide(engine, directory, T0 + timedelta(days=30))
+    assert outcomes(engine) == {}
+
+
+def test_counters_and_histogram_are_exported(
+    store: tuple[Engine, AccountDirectory, Ingestor],
+) -> None:
+    """The exporter shows met/missed and the histogram with labels for account and tier."""
+    engine, directory, ingestor = store
+    ingestor.ingest([event("q1", "customer", 0, "a"), event("r1", "business", 10, "a"),
+                     event("q2", "customer", 0, "b")])  # fmt: skip
+    now = T0 + timedelta(minutes=20)
+    totals = decide(engine, directory, now)
+    snapshot = FiguresSnapshot(engine, directory, lambda: now, totals)
+    snapshot.refresh()
+    registry = CollectorRegistry()
+    registry.register(snapshot)
+    labels = {"platform": "facebook", "account": "shop", "channel": "dm", "tier": "standard",
+              "profile": "strict"}  # fmt: skip
+    assert (
+        registry.get_sample_value("replywatch_sli_outcomes_total", {**labels, "outcome": "met"})
+        == 1
+    )
+    assert (
+        registry.get_sample_value("replywatch_sli_outcomes_total", {**labels, "outcome": "missed"})
+        == 1
+    )
+    assert registry.get_sample_value("replywatch_response_time_seconds_bucket",
+                                     {**labels, "le": "900.0"}) == 1  # fmt: skip
+    assert registry.get_sample_value("replywatch_response_time_seconds_bucket",
+                                     {**labels, "le": "300.0"}) == 0  # fmt: skip
+    assert registry.get_sample_value("replywatch_response_time_seconds_sum", labels) == 600
