@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import aiohttp
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, exists, select, update
 
 from monitor.alert_receivers import AlertReceiver, DeliveryError
 from monitor.conversation_alerts import AlertChange
@@ -139,11 +139,19 @@ class Outbox:
             return len(rows.all())
 
     def _due(self, now: datetime) -> list[_Due]:
-        o = OUTBOX
+        o, earlier = OUTBOX, OUTBOX.alias("earlier")
+        # A change whose predecessor is still waiting for its retry must wait too.
+        held_back = exists().where(
+            earlier.c.receiver == o.c.receiver,
+            earlier.c.alert_key == o.c.alert_key,
+            earlier.c.id < o.c.id,
+            earlier.c.delivered_at.is_(None),
+            earlier.c.next_attempt_at > now,
+        )
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(o.c.id, o.c.receiver, o.c.payload, o.c.attempts)
-                .where(o.c.delivered_at.is_(None), o.c.next_attempt_at <= now)
+                .where(o.c.delivered_at.is_(None), o.c.next_attempt_at <= now, ~held_back)
                 .order_by(o.c.id)
                 .limit(self.batch)
             ).all()

@@ -151,8 +151,9 @@ class FiguresSnapshot(Collector):
             age.add_metric([], snapshot.taken_at.timestamp())
         yield from families.values()
         yield from (open_count, oldest, age)
-        if self.sli is not None:
-            yield from _sli_families(self.sli, snapshot.who if snapshot else {}, self.accounts)
+        # Described even without totals, so the families are known before the first refresh.
+        totals = self.sli if self.sli is not None else SliTotals(())
+        yield from _sli_families(totals, snapshot.who if snapshot else {}, self.accounts)
 
 
 def _sli_families(

@@ -83,7 +83,17 @@ def test_rules_only_use_metrics_replywatch_exports() -> None:
     exported = {m.name for m in Metrics().registry.collect()}
     # describe() needs no store: it lists the window-figure families without querying.
     exported |= {m.name for m in FiguresSnapshot(None, None).describe()}  # type: ignore[arg-type]
-    exported |= {f"{name}_total" for name in exported}
-    text = "\n".join(str(rule["expr"]) for rule in rules())
-    used = set(re.findall(r"replywatch_[a-z_]+", text))
+    exported |= {f"{name}{suffix}" for name in exported for suffix in ("_total", "_bucket")}
+    every_rule = [
+        rule
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    ]
+    text = "\n".join(str(rule["expr"]) for rule in every_rule)
+    # Names after a colon are parts of recording-rule names (level:metric:operation).
+    used = set(re.findall(r"(?<![:a-z_])replywatch_[a-z_]+(?![:a-z_])", text))
     assert used and used <= exported, used - exported
+    recorded = {rule["record"] for rule in every_rule if "record" in rule}
+    wanted = set(re.findall(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", text))
+    assert wanted <= recorded, wanted - recorded
