@@ -71,8 +71,16 @@ class Receiver:
 
 
 def event(message_id: str, role: str, minute: float, thread: str = "t1") -> Event:
-    return Event("facebook", "shop", "dm", thread, message_id, role,  # type: ignore[arg-type]
-                 T0 + timedelta(minutes=minute), thread_url=f"https://fb.example/{thread}")  # fmt: skip
+    return Event(
+        "facebook",
+        "shop",
+        "dm",
+        thread,
+        message_id,
+        role,  # type: ignore[arg-type]
+        T0 + timedelta(minutes=minute),
+        thread_url=f"https://fb.example/{thread}",
+    )
 
 
 @pytest.fixture
@@ -150,7 +158,7 @@ async def test_a_down_receiver_gets_everything_in_order_after_backoff_and_restar
         rows = connection.execute(
             select(
                 OUTBOX.c.level, OUTBOX.c.attempts, OUTBOX.c.next_attempt_at, OUTBOX.c.last_error
-            ).order_by(OUTBOX.c.id)  # fmt: skip
+            ).order_by(OUTBOX.c.id)
         ).all()
     # The warning failed twice (15 s, then 30 s later); the breach waits behind it, untried.
     assert [(r.level, r.attempts) for r in rows] == [("warning", 2), ("breach", 0)]
@@ -185,9 +193,14 @@ async def test_alertmanager_gets_v2_alerts_with_severity_per_level(
     # The warning itself, then the keep-alive re-send of everything firing.
     assert [[a["labels"]["severity"] for a in post] for post in posts] == [["warning"], ["warning"]]
     alert = posts[0][0]
-    assert alert["labels"] == {"alertname": "ReplywatchConversationWaiting", "severity": "warning",
-                               "platform": "facebook", "account": "shop", "channel": "dm",
-                               "conversation": "t1"}  # fmt: skip
+    assert alert["labels"] == {
+        "alertname": "ReplywatchConversationWaiting",
+        "severity": "warning",
+        "platform": "facebook",
+        "account": "shop",
+        "channel": "dm",
+        "conversation": "t1",
+    }
     assert alert["annotations"]["link"] == "https://fb.example/t1"
     assert alert["startsAt"] == T0.isoformat()
     recorder.bodies.clear()
@@ -238,7 +251,7 @@ async def test_email_arrives_through_a_real_smtp_server(engine: Engine) -> None:
     received: list[bytes] = []
 
     class Handler:
-        async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
+        async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
             received.append(envelope.content)
             return "250 OK"
 
@@ -250,8 +263,14 @@ async def test_email_arrives_through_a_real_smtp_server(engine: Engine) -> None:
     try:
         clock = Clock()
         Ingestor(engine, AccountDirectory(Config.empty())).ingest([event("q1", "customer", 0)])
-        mail = EmailReceiver("mail", "127.0.0.1", port,
-                             "replywatch@example.org", ("oncall@example.org",), starttls=False)  # fmt: skip
+        mail = EmailReceiver(
+            "mail",
+            "127.0.0.1",
+            port,
+            "replywatch@example.org",
+            ("oncall@example.org",),
+            starttls=False,
+        )
         clock.at(15)
         await run(cycle_for(engine, [mail], clock))
     finally:

@@ -21,10 +21,24 @@ from monitor.store import open_engine
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
-def event(message_id: str, role: str, minute: float, thread: str = "t1", rating: int | None = None,
-          channel: str = "dm") -> Event:  # fmt: skip
-    return Event("facebook", "shop", channel, thread, message_id, role,  # type: ignore[arg-type]
-                 T0 + timedelta(minutes=minute), rating=rating)  # fmt: skip
+def event(
+    message_id: str,
+    role: str,
+    minute: float,
+    thread: str = "t1",
+    rating: int | None = None,
+    channel: str = "dm",
+) -> Event:
+    return Event(
+        "facebook",
+        "shop",
+        channel,
+        thread,
+        message_id,
+        role,  # type: ignore[arg-type]
+        T0 + timedelta(minutes=minute),
+        rating=rating,
+    )
 
 
 @pytest.fixture
@@ -56,8 +70,13 @@ def test_met_at_the_answer_missed_at_the_deadline_not_before(
 ) -> None:
     """A 10-minute answer is met; an open wait is missed at 15 min, not at 14."""
     engine, directory, ingestor = store
-    ingestor.ingest([event("q1", "customer", 0, "a"), event("r1", "business", 10, "a"),
-                     event("q2", "customer", 0, "b")])  # fmt: skip
+    ingestor.ingest(
+        [
+            event("q1", "customer", 0, "a"),
+            event("r1", "business", 10, "a"),
+            event("q2", "customer", 0, "b"),
+        ]
+    )
     decide(engine, directory, T0 + timedelta(minutes=14))
     assert outcomes(engine) == {"met": 1}
     decide(engine, directory, T0 + timedelta(minutes=15))
@@ -108,8 +127,10 @@ def test_totals_read_at_start_equal_the_running_totals(
     engine, directory, ingestor = store
     events = []
     for i, minutes in enumerate([1, 5, 14, 15, 16, 60, 300]):
-        events += [event(f"q{i}", "customer", i, f"t{i}"),
-                   event(f"r{i}", "business", i + minutes, f"t{i}")]  # fmt: skip
+        events += [
+            event(f"q{i}", "customer", i, f"t{i}"),
+            event(f"r{i}", "business", i + minutes, f"t{i}"),
+        ]
     events.append(event("open", "customer", 0, "open"))
     ingestor.ingest(events)
     running = decide(engine, directory, T0 + timedelta(hours=6))
@@ -146,16 +167,26 @@ def test_counters_and_histogram_are_exported(
 ) -> None:
     """The exporter shows met/missed and the histogram with labels for account and tier."""
     engine, directory, ingestor = store
-    ingestor.ingest([event("q1", "customer", 0, "a"), event("r1", "business", 10, "a"),
-                     event("q2", "customer", 0, "b")])  # fmt: skip
+    ingestor.ingest(
+        [
+            event("q1", "customer", 0, "a"),
+            event("r1", "business", 10, "a"),
+            event("q2", "customer", 0, "b"),
+        ]
+    )
     now = T0 + timedelta(minutes=20)
     totals = decide(engine, directory, now)
     snapshot = FiguresSnapshot(engine, directory, lambda: now, totals)
     snapshot.refresh()
     registry = CollectorRegistry()
     registry.register(snapshot)
-    labels = {"platform": "facebook", "account": "shop", "channel": "dm", "tier": "standard",
-              "profile": "strict"}  # fmt: skip
+    labels = {
+        "platform": "facebook",
+        "account": "shop",
+        "channel": "dm",
+        "tier": "standard",
+        "profile": "strict",
+    }
     assert (
         registry.get_sample_value("replywatch_sli_outcomes_total", {**labels, "outcome": "met"})
         == 1
@@ -164,8 +195,16 @@ def test_counters_and_histogram_are_exported(
         registry.get_sample_value("replywatch_sli_outcomes_total", {**labels, "outcome": "missed"})
         == 1
     )
-    assert registry.get_sample_value("replywatch_response_time_seconds_bucket",
-                                     {**labels, "le": "900.0"}) == 1  # fmt: skip
-    assert registry.get_sample_value("replywatch_response_time_seconds_bucket",
-                                     {**labels, "le": "300.0"}) == 0  # fmt: skip
+    assert (
+        registry.get_sample_value(
+            "replywatch_response_time_seconds_bucket", {**labels, "le": "900.0"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "replywatch_response_time_seconds_bucket", {**labels, "le": "300.0"}
+        )
+        == 0
+    )
     assert registry.get_sample_value("replywatch_response_time_seconds_sum", labels) == 600
