@@ -135,6 +135,7 @@ class Config:
     store_excerpts: bool = False
     backfill: timedelta = timedelta(days=7)
     listen: str = "127.0.0.1:9874"
+    refresh_interval: timedelta = timedelta(seconds=15)
     webhooks: Mapping[str, WebhookConfig] = field(default_factory=dict)
     alerts: AlertsModel = field(default_factory=AlertsModel)
 
@@ -284,6 +285,7 @@ def _resolve(model: ConfigModel, path: Path) -> Config:
         store_excerpts=settings.store_excerpts,
         backfill=settings.backfill,
         listen=settings.listen,
+        refresh_interval=settings.refresh_interval,
         webhooks={
             platform: WebhookConfig(dict(hook.secrets), hook.max_body_bytes)
             for platform, hook in model.webhooks.items()

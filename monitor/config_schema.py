@@ -156,6 +156,8 @@ class SettingsModel(_Strict):
     store_excerpts: bool = False
     backfill: Duration = timedelta(days=7)
     listen: str = "127.0.0.1:9874"
+    # How often window figures, SLI outcomes and conversation alerts are brought up to date.
+    refresh_interval: Duration = timedelta(seconds=15)
 
 
 class WebhookModel(_Strict):

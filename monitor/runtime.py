@@ -58,7 +58,8 @@ class Runtime:
     base_url_for: Callable[[AccountConfig], str | None] = lambda account: account.base_url
     request_timeout: float = 30.0
     first_poll_spread: float = 5.0
-    figures_interval: float = 15.0
+    # None: the config's refresh_interval.
+    figures_interval: float | None = None
     metrics: Metrics = field(default_factory=Metrics)
     # None: the receivers the config names (tests pass their own).
     receivers: list[AlertReceiver] | None = None
@@ -120,7 +121,7 @@ class Runtime:
         # Window figures are computed in the background; a scrape only reads the snapshot.
         self.scheduler.add_job(
             self._refresh_figures,
-            trigger=IntervalTrigger(seconds=self.figures_interval, timezone=UTC),
+            trigger=IntervalTrigger(seconds=self._figures_seconds(), timezone=UTC),
             id="figures",
             name="refresh window figures",
             next_run_time=now,
@@ -228,6 +229,11 @@ class Runtime:
             coalesce=True,
             max_instances=1,
         )
+
+    def _figures_seconds(self) -> float:
+        if self.figures_interval is not None:
+            return self.figures_interval
+        return self.context.config.refresh_interval.total_seconds()
 
     async def _refresh_figures(self) -> None:
         try:

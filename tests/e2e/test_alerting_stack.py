@@ -1,0 +1,295 @@
+"""The whole alerting path: replywatch, a real Prometheus, a real Alertmanager, a webhook.
+
+One account on the fake Graph API falls behind: a customer writes and nobody answers. The
+shipped rules (``for:`` shortened, targets of seconds instead of minutes) fire in Prometheus,
+Alertmanager routes them to a local receiver, and replywatch pushes its own per-conversation
+alert; the test sees warning, breach, escalation, then the resolution when the team answers.
+Waiting is event-driven: the receiver sets an event when the awaited notification arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from connectors.fakes.meta import FakeMeta
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS = shutil.which("prometheus")
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+TOKEN = "EAA-E2E-SECRET-TOKEN-4242"
+STEP_TIMEOUT = 90.0
+
+pytestmark = pytest.mark.skipif(
+    PROMETHEUS is None or ALERTMANAGER is None,
+    reason="prometheus/alertmanager missing: apt-get install prometheus prometheus-alertmanager",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Notifications:
+    """What Alertmanager delivered, by receiver path, with a way to await a match."""
+
+    received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def app(self) -> web.Application:
+        async def record(request: web.Request) -> web.Response:
+            body = await request.json()
+            async with self.changed:
+                for alert in body["alerts"]:
+                    self.received.append((request.path, alert))
+                self.changed.notify_all()
+            return web.Response()
+
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", record)
+        return app
+
+    async def wait_for(
+        self, what: str, match: Callable[[str, dict[str, Any]], bool]
+    ) -> dict[str, Any]:
+        """The first delivered alert that matches, waiting for it if needed."""
+
+        def found() -> dict[str, Any] | None:
+            return next((a for p, a in self.received if match(p, a)), None)
+
+        async with self.changed:
+            try:
+                await asyncio.wait_for(
+                    self.changed.wait_for(lambda: found() is not None), STEP_TIMEOUT
+                )
+            except TimeoutError:
+                seen = [
+                    (p, a["labels"].get("alertname"), a["labels"].get("severity"), a["status"])
+                    for p, a in self.received
+                ]
+                raise AssertionError(f"no {what} within {STEP_TIMEOUT}s; got {seen}") from None
+            result = found()
+            assert result is not None
+            return result
+
+
+def alert(name: str, status: str, path: str = "/oncall", **labels: str) -> Callable[..., bool]:
+    def match(at: str, item: dict[str, Any]) -> bool:
+        wanted = {"alertname": name, **labels}
+        return (
+            at == path
+            and item["status"] == status
+            and all(item["labels"].get(k) == v for k, v in wanted.items())
+        )
+
+    return match
+
+
+def shortened_rules(target: Path) -> list[str]:
+    """The shipped rule files with every ``for:`` cut to 1s (evaluation runs every second)."""
+    paths = []
+    for source in sorted((ROOT / "alerts" / "rules").glob("*.yaml")):
+        text = re.sub(r"^(\s+for:) .+$", r"\1 1s", source.read_text(), flags=re.MULTILINE)
+        path = target / source.name
+        path.write_text(text)
+        paths.append(str(path))
+    return paths
+
+
+async def start(*command: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env
+    )
+
+
+async def stop(process: asyncio.subprocess.Process) -> bytes:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        _out, err = await asyncio.wait_for(process.communicate(), 30)
+    except TimeoutError:
+        process.kill()
+        _out, err = await process.communicate()
+    return err or b""
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    fake = FakeMeta()
+    fake.add_page("100", TOKEN)
+    fake_server = TestServer(fake.app, host="127.0.0.1")
+    await fake_server.start_server(access_log=None)
+    notifications = Notifications()
+    receiver = TestServer(notifications.app(), host="127.0.0.1")
+    await receiver.start_server()
+    hook = str(receiver.make_url("")).rstrip("/")
+
+    am_port, rw_port, prom_port = free_port(), free_port(), free_port()
+    am_config = {
+        "route": {
+            "receiver": "oncall",
+            "group_by": ["alertname", "platform", "account", "conversation"],
+            "group_wait": "1s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
+            "routes": [{"matchers": ['severity="page"', 'escalated="true"'], "receiver": "pager"}],
+        },
+        "receivers": [
+            {
+                "name": "oncall",
+                "webhook_configs": [{"url": f"{hook}/oncall", "send_resolved": True}],
+            },
+            {"name": "pager", "webhook_configs": [{"url": f"{hook}/pager", "send_resolved": True}]},
+        ],
+    }
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(am_config))
+    prometheus_config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": shortened_rules(tmp_path),
+        "alerting": {
+            "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
+        },
+        "scrape_configs": [
+            {"job_name": "replywatch", "static_configs": [{"targets": [f"127.0.0.1:{rw_port}"]}]}
+        ],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config))
+    config = tmp_path / "replywatch.toml"
+    config.write_text(f"""
+[replywatch]
+refresh_interval = "1s"
+
+[alerts]
+resend_interval = "2s"
+alertmanager = {{ url = "http://127.0.0.1:{am_port}" }}
+
+[[accounts]]
+name = "shop-fb"
+platform = "facebook"
+ids = {{ page_id = "100" }}
+channels = ["dm"]
+poll_interval = "1s"
+base_url = "{str(fake_server.make_url("")).rstrip("/")}"
+secrets = {{ access_token = "env:SHOP_TOKEN" }}
+targets = {{ warn_after = "6s", response_target = "12s", escalate_after = "18s" }}
+""")
+    processes = {
+        "alertmanager": await start(
+            ALERTMANAGER or "",
+            f"--config.file={tmp_path / 'alertmanager.yml'}",
+            f"--storage.path={tmp_path / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{am_port}",
+            "--cluster.listen-address=",
+        ),
+        "prometheus": await start(
+            PROMETHEUS or "",
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+            "--rules.alert.resend-delay=1s",
+        ),
+        "replywatch": await start(
+            sys.executable,
+            "-m",
+            "monitor.cli",
+            "--config",
+            str(config),
+            "--database",
+            f"sqlite:///{tmp_path / 'rw.db'}",
+            "run",
+            "--listen",
+            f"127.0.0.1:{rw_port}",
+            env={**os.environ, "SHOP_TOKEN": TOKEN},
+        ),
+    }
+    yield {
+        "fake": fake,
+        "notifications": notifications,
+        "metrics": f"http://127.0.0.1:{rw_port}/metrics",
+    }
+    errors = {name: await stop(process) for name, process in processes.items()}
+    await receiver.close()
+    await fake_server.close()
+    assert TOKEN.encode() not in errors["replywatch"]
+
+
+async def test_warning_breach_escalation_and_resolution_reach_alertmanager(
+    stack: dict[str, Any],
+) -> None:
+    """Both paths (rules in Prometheus, pushes from replywatch) alert, escalate and resolve."""
+    fake: FakeMeta = stack["fake"]
+    notes: Notifications = stack["notifications"]
+    fake.customer_message("100", "cust-1", datetime.now(UTC))
+    labels = {"platform": "facebook", "account": "shop-fb"}
+
+    warning = await notes.wait_for(
+        "rule warning",
+        alert(
+            "ReplywatchCustomerWaitingWarning", "firing", severity="ticket", channel="all", **labels
+        ),
+    )
+    assert "shop-fb" in warning["annotations"]["description"]
+    assert warning["annotations"]["runbook_url"].endswith("#replywatchcustomerwaitingwarning")
+    pushed = await notes.wait_for(
+        "pushed warning",
+        alert(
+            "ReplywatchConversationWaiting", "firing", severity="warning", channel="dm", **labels
+        ),
+    )
+    assert pushed["labels"]["conversation"]
+
+    await notes.wait_for(
+        "rule breach", alert("ReplywatchCustomerWaitingBreach", "firing", severity="page", **labels)
+    )
+    await notes.wait_for(
+        "pushed breach",
+        alert("ReplywatchConversationWaiting", "firing", severity="critical", **labels),
+    )
+    await notes.wait_for(
+        "escalation to the second receiver",
+        alert(
+            "ReplywatchConversationWaiting",
+            "firing",
+            path="/pager",
+            severity="page",
+            escalated="true",
+            **labels,
+        ),
+    )
+
+    fake.business_reply("100", "cust-1", datetime.now(UTC))
+    await notes.wait_for(
+        "rule breach resolved", alert("ReplywatchCustomerWaitingBreach", "resolved", **labels)
+    )
+    await notes.wait_for(
+        "escalation resolved",
+        alert(
+            "ReplywatchConversationWaiting", "resolved", path="/pager", severity="page", **labels
+        ),
+    )
+
+    async with aiohttp.ClientSession() as session, session.get(stack["metrics"]) as response:
+        metrics = await response.text()
+    assert 'outcome="missed"' in metrics
+    assert re.search(r'replywatch_sli_outcomes_total\{[^}]*account="shop-fb"[^}]*outcome="missed"'
+                     r'[^}]*\} 1\.0', metrics)  # fmt: skip
+    assert TOKEN not in metrics
