@@ -34,7 +34,7 @@ from monitor.stats import StatsRow, account_stats
 __all__ = ["FiguresSnapshot"]
 
 _ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
-_LABELS = ["platform", "account", "channel", "profile"]
+_LABELS = ["platform", "account", "channel", "profile", "tier"]
 _FIGURES: tuple[tuple[str, str, Callable[[Figures], float | None]], ...] = (
     ("window_waits", "Waits opened in the profile's window.", lambda f: f.waits),
     ("window_answered", "Of those, answered.", lambda f: f.answered),
@@ -56,7 +56,8 @@ _FIGURES: tuple[tuple[str, str, Callable[[Figures], float | None]], ...] = (
 @dataclass(frozen=True)
 class _Snapshot:
     taken_at: datetime
-    rows: tuple[StatsRow, ...]
+    # Each row with its (channel, tier) labels: "all" for the side it is not split by.
+    rows: tuple[tuple[StatsRow, str, str], ...]
     # (platform, account, channel) -> opening times of waits open when the snapshot was taken
     # that had not closed by then.
     open_waits: dict[tuple[str, str, str], tuple[datetime, ...]] = field(default_factory=dict)
@@ -85,8 +86,11 @@ class FiguresSnapshot(Collector):
         """Recompute every figure from the store (run this off the event loop)."""
         now = self.clock()
         with self.engine.connect() as connection:
-            rows = account_stats(connection, self.accounts, as_of=now)
-            rows += account_stats(connection, self.accounts, as_of=now, by="channel")
+            rows = [(r, "all", "all") for r in account_stats(connection, self.accounts, as_of=now)]
+            by_channel = account_stats(connection, self.accounts, as_of=now, by="channel")
+            by_tier = account_stats(connection, self.accounts, as_of=now, by="tier")
+            rows += [(r, r.group or "all", "all") for r in by_channel]
+            rows += [(r, "all", r.group or "all") for r in by_tier]
             who: dict[int, tuple[str, str]] = {
                 int(ident): (platform, name)
                 for ident, platform, name in connection.execute(
@@ -136,8 +140,8 @@ class FiguresSnapshot(Collector):
             "When the window figures were last computed.",
         )
         if snapshot is not None:
-            for row in snapshot.rows:
-                labels = [row.platform, row.account, row.group or "all", row.figures.profile]
+            for row, channel, tier in snapshot.rows:
+                labels = [row.platform, row.account, channel, row.figures.profile, tier]
                 for name, _text, value_of in _FIGURES:
                     value = value_of(row.figures)
                     if value is not None:
@@ -152,8 +156,8 @@ class FiguresSnapshot(Collector):
         yield from families.values()
         yield from (open_count, oldest, age)
         # Described even without totals, so the families are known before the first refresh.
-        totals = self.sli if self.sli is not None else SliTotals(())
-        yield from _sli_families(totals, snapshot.who if snapshot else {}, self.accounts)
+        sli = self.sli if self.sli is not None else SliTotals(())
+        yield from _sli_families(sli, snapshot.who if snapshot else {}, self.accounts)
 
 
 def _sli_families(
@@ -172,7 +176,7 @@ def _sli_families(
         "with a bucket at every target.",
         labels=labels,
     )
-    bounds = [floatToGoString(bound) for bound in totals.buckets]
+    bounds = [_go_float(bound) for bound in totals.buckets]
     for key, counts in sorted(totals.counts.items()):
         account_id, channel, tier = key
         if account_id not in who:
@@ -189,6 +193,12 @@ def _sli_families(
             sum_value=counts.response_sum,
         )
     yield from (outcomes, histogram)
+
+
+def _go_float(value: float) -> str:
+    # The text Prometheus' own clients give a bucket bound ("900.0"), so `le` matches theirs.
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text
 
 
 def _add_open(

@@ -82,8 +82,11 @@ def test_figures_match_the_stats_and_ages_move_with_the_clock(
     """Rate, share, mean and p90 equal metrics.md section 4; the open wait ages at scrape."""
     snapshot, registry, clock = exporter
     snapshot.refresh()
-    labels = {"channel": "all", "profile": "strict"}
+    labels = {"channel": "all", "profile": "strict", "tier": "all"}
     assert value(registry, "replywatch_window_waits", **labels) == 7
+    # Split by tier too (no reviews here: every wait is standard).
+    assert value(registry, "replywatch_window_waits", **{**labels, "tier": "standard"}) == 7
+    assert value(registry, "replywatch_window_waits", **{**labels, "tier": "negative"}) is None
     assert value(registry, "replywatch_window_answered", **labels) == 6
     # The open wait is 20 min old: past the 15-min target, inside the 24 h deadline.
     assert value(registry, "replywatch_response_rate_ratio", **labels) == 1.0
@@ -92,7 +95,10 @@ def test_figures_match_the_stats_and_ages_move_with_the_clock(
     # p90 of 300,300,300,300,600,1800: h = 4.5 -> 600 + 0.5 * 1200 = 1200
     assert value(registry, "replywatch_p90_response_seconds", **labels) == 1200.0
     assert value(registry, "replywatch_target_met", **labels) == 1.0
-    assert value(registry, "replywatch_window_waits", channel="comment", profile="strict") == 1
+    assert (
+        value(registry, "replywatch_window_waits", channel="comment", profile="strict", tier="all")
+        == 1
+    )
     assert value(registry, "replywatch_open_waits", channel="all") == 1
     assert value(registry, "replywatch_oldest_open_wait_seconds", channel="comment") == 1200
     clock.now += timedelta(minutes=5)
