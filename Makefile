@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench bench-ingest bench-poll clean
+.PHONY: demo test check bench bench-ingest bench-poll bench-scrape clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,13 @@ test: $(STAMP)
 check: $(STAMP)
 	scripts/check
 
-bench: bench-ingest bench-poll
+bench: bench-ingest bench-poll bench-scrape
 
 bench-poll: $(STAMP)
 	$(BIN)/python bench/poll.py
+
+bench-scrape: $(STAMP)
+	$(BIN)/python bench/scrape.py
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py

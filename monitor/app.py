@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -20,20 +20,22 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+MetricsHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 def build_app(
-    registry: CollectorRegistry,
+    metrics: CollectorRegistry | MetricsHandler,
     health: Callable[[], tuple[bool, dict[str, Any]]],
     hooks: Iterable[web.RouteDef] = (),
 ) -> web.Application:
     """An aiohttp application serving health, metrics and the given webhook routes."""
     app = web.Application()
+    handler = make_aiohttp_handler(metrics) if isinstance(metrics, CollectorRegistry) else metrics
 
     async def healthz(_request: web.Request) -> web.Response:
         healthy, body = health()
         return web.json_response(body, status=200 if healthy else 503)
 
-    app.add_routes(
-        [web.get("/healthz", healthz), web.get("/metrics", make_aiohttp_handler(registry))]
-    )
+    app.add_routes([web.get("/healthz", healthz), web.get("/metrics", handler)])
     app.add_routes(list(hooks))
     return app

@@ -30,6 +30,7 @@ from monitor.app import build_app
 from monitor.config import AccountConfig
 from monitor.context import AppContext
 from monitor.coordinator import PollCoordinator, PollOutcome, PollRecord, decode_cursor
+from monitor.exposition import ExpositionCache
 from monitor.figures_exporter import FiguresSnapshot
 from monitor.group_commit import GroupCommit
 from monitor.ingest import CURSORS, Ingestor
@@ -114,9 +115,15 @@ class Runtime:
         self.alerts = AlertCycle(self.context.engine, self.context.accounts, receivers, self.clock)
         await asyncio.to_thread(self.alerts.load)
         self.figures = FiguresSnapshot(
-            self.context.engine, self.context.accounts, self.clock, self.alerts.totals
+            self.context.engine,
+            self.context.accounts,
+            self.clock,
+            self.alerts.totals,
+            include_live=False,
         )
-        self.metrics.registry.register(self.figures)
+        self.exposition = ExpositionCache(
+            self.metrics.registry, self.figures.render_live, self.figures.render_static
+        )
         self.scheduler.start()
         # Window figures are computed in the background; a scrape only reads the snapshot.
         self.scheduler.add_job(
@@ -132,7 +139,7 @@ class Runtime:
             # Spread first polls so a restart does not hit every platform in the same second.
             offset = self.first_poll_spread * index / max(1, len(self.coordinators))
             self._schedule(coordinator, now + timedelta(seconds=offset))
-        app = build_app(self.metrics.registry, self.health, self._webhook_routes())
+        app = build_app(self.exposition.handle, self.health, self._webhook_routes())
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -248,6 +255,9 @@ class Runtime:
             return
         if report is not None:
             self.metrics.record_alert_deliveries(report)
+        if self.exposition.background_due():
+            # Large deployments: render here, in the background, not in the scrape.
+            await asyncio.to_thread(self.exposition.refresh)
 
     async def _run_poll(self, coordinator: PollCoordinator) -> None:
         record = await coordinator.poll()

@@ -38,20 +38,8 @@ __all__ = [
 OUTCOMES = WaitOutcome.__table__  # type: ignore[attr-defined]
 MET, MISSED = "met", "missed"
 # Upper bounds (seconds) every histogram has; each configured target is added to these.
-DEFAULT_BUCKETS = (
-    60.0,
-    300.0,
-    600.0,
-    900.0,
-    1800.0,
-    3600.0,
-    7200.0,
-    14400.0,
-    28800.0,
-    86400.0,
-    172800.0,
-    604800.0,
-)
+# Few on purpose: every bound is a series per account, channel and tier.
+DEFAULT_BUCKETS = (60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0, 172800.0)
 # Waits opened longer ago than this are not decided: an import of old history must not turn
 # into a burst of "missed" outcomes today.
 DEFAULT_HORIZON = timedelta(days=8)
