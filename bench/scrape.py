@@ -48,13 +48,24 @@ def build_store(url: str, accounts: int, seed: int) -> list[Event]:
             channel = "dm" if t % 2 == 0 else "comment"
             opened = NOW - timedelta(minutes=rng.randrange(30, 6 * 24 * 60))
             thread = f"{name}-t{t}"
-            events.append(Event("facebook", name, channel, thread, f"{thread}-q", "customer",
-                                opened))  # fmt: skip
+            events.append(
+                Event("facebook", name, channel, thread, f"{thread}-q", "customer", opened)
+            )
             answer = opened + timedelta(seconds=rng.expovariate(1 / 900))
-            events.append(Event("facebook", name, channel, thread, f"{thread}-a", "business",
-                                answer))  # fmt: skip
-        events.append(Event("facebook", name, "dm", f"{name}-open", f"{name}-open-q", "customer",
-                            NOW - timedelta(minutes=rng.randrange(1, 60))))  # fmt: skip
+            events.append(
+                Event("facebook", name, channel, thread, f"{thread}-a", "business", answer)
+            )
+        events.append(
+            Event(
+                "facebook",
+                name,
+                "dm",
+                f"{name}-open",
+                f"{name}-open-q",
+                "customer",
+                NOW - timedelta(minutes=rng.randrange(1, 60)),
+            )
+        )
     return events
 
 
@@ -107,8 +118,15 @@ def main() -> int:
         samples = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
         baseline_registry = CollectorRegistry()
         per_gauge = 1000
-        gauges = [Gauge(f"baseline_{i}", "baseline", ["platform", "account", "channel"],
-                        registry=baseline_registry) for i in range(samples // per_gauge + 1)]  # fmt: skip
+        gauges = [
+            Gauge(
+                f"baseline_{i}",
+                "baseline",
+                ["platform", "account", "channel"],
+                registry=baseline_registry,
+            )
+            for i in range(samples // per_gauge + 1)
+        ]
         for i in range(samples):
             gauges[i // per_gauge].labels("facebook", f"acct-{i:07d}", "dm").set(i)
 
