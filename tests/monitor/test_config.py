@@ -186,3 +186,64 @@ def test_check_config_command(
     assert result.code == 2
     assert "Traceback" not in result.err
     assert "account 'acme-facebook': field 'profile'" in result.err
+
+
+ALERTS = """
+[alerts]
+max_age = "2d"
+alertmanager = { url = "http://127.0.0.1:9093" }
+
+[[alerts.receivers]]
+name = "oncall-slack"
+kind = "slack"
+levels = ["breach", "escalated", "resolved"]
+secrets = { url = "env:SLACK_WEBHOOK_URL" }
+
+[[alerts.receivers]]
+name = "managers"
+kind = "email"
+smtp_host = "mail.example.org"
+from_address = "replywatch@example.org"
+to = ["lead@example.org"]
+levels = ["escalated"]
+"""
+
+
+def test_alert_receivers_resolve_and_are_checked(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Receivers load with their levels; an unresolved receiver secret fails check-config."""
+    config = load_config(write(tmp_path, ALERTS))
+    assert config.alerts.alertmanager is not None
+    assert [r.name for r in config.alerts.receivers] == ["oncall-slack", "managers"]
+    assert config.alerts.receivers[1].levels == ("escalated",)
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+    result = run_cli("--config", str(tmp_path / "replywatch.toml"), "check-config")
+    assert result.code == 2
+    assert "alerts.oncall-slack.secrets.url" in result.err
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.example/T/B/secret-part")
+    result = run_cli("--config", str(tmp_path / "replywatch.toml"), "check-config")
+    assert result.code == 0, result.err
+    assert "secret-part" not in result.out + result.err
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ('kind = "slack"\n', "slack receiver 'oncall-slack' needs secrets.url"),
+        ('levels = ["breach", "escalated", "resolved"]', "levels"),
+        ('smtp_host = "mail.example.org"\n', "email receiver 'managers' needs smtp_host"),
+        ('name = "managers"', "unique"),
+    ],
+)
+def test_receiver_mistakes_are_named(tmp_path: Path, change: str, words: str) -> None:
+    """A receiver without what its kind needs, a bad level or a duplicate name is refused."""
+    replacements = {
+        'kind = "slack"\n': ('secrets = { url = "env:SLACK_WEBHOOK_URL" }', ""),
+        'levels = ["breach", "escalated", "resolved"]': (change, 'levels = ["paged"]'),
+        'smtp_host = "mail.example.org"\n': (change, ""),
+        'name = "managers"': (change, 'name = "oncall-slack"'),
+    }
+    old, new = replacements[change]
+    problems = problems_of(tmp_path, ALERTS.replace(old, new))
+    assert any(words in p and "alerts" in p for p in problems), problems
