@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, func, select
 
@@ -16,6 +20,7 @@ from monitor.figures_exporter import FiguresSnapshot
 from monitor.ingest import Ingestor
 from monitor.profiles import BUILTIN_PROFILES
 from monitor.sli import OUTCOMES, SliTotals, decide_outcomes, histogram_buckets
+from monitor.stats import account_stats
 from monitor.store import open_engine
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -208,3 +213,35 @@ def test_counters_and_histogram_are_exported(
         == 0
     )
     assert registry.get_sample_value("replywatch_response_time_seconds_sum", labels) == 600
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 600), st.one_of(st.none(), st.integers(1, 120))),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_outcomes_agree_with_the_within_target_share(
+    threads: list[tuple[int, int | None]],
+) -> None:
+    """Once every wait is decided, met / (met + missed) is the window's within-target share."""
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = open_engine(f"sqlite:///{Path(tmp) / 'p.db'}")
+        directory = AccountDirectory(Config.empty())
+        events = []
+        for i, (opened, answer_after) in enumerate(threads):
+            events.append(event(f"q{i}", "customer", opened, f"t{i}"))
+            if answer_after is not None:
+                events.append(event(f"r{i}", "business", opened + answer_after, f"t{i}"))
+        Ingestor(engine, directory).ingest(events)
+        as_of = T0 + timedelta(hours=24)
+        totals = decide(engine, directory, as_of)
+        with engine.connect() as connection:
+            (row,) = account_stats(connection, directory, as_of=as_of)
+        engine.dispose()
+    counts = totals.counts[(1, "dm", "standard")]
+    assert counts.met + counts.missed == row.figures.waits
+    assert row.figures.within_target_share == pytest.approx(counts.met / row.figures.waits)
+    assert counts.answered == row.figures.answered

@@ -1,0 +1,27 @@
+"""Every TOML example in the README loads as a config (so the docs cannot drift from the code)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = re.findall(r"```toml\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+
+
+def test_the_readme_has_config_examples() -> None:
+    """The examples exist (a renamed fence would silently skip the test below)."""
+    assert len(BLOCKS) >= 3
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.split("\n", 1)[0][:40])
+def test_each_example_loads(tmp_path: Path, block: str) -> None:
+    """The example is a valid config on its own."""
+    path = tmp_path / "replywatch.toml"
+    path.write_text(block, encoding="utf-8")
+    config = load_config(path)
+    assert config.path == path
