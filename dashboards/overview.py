@@ -42,7 +42,7 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             stat_panel(
                 "Accounts holding the badge",
-                query(f"sum({Metric.TARGET_MET}{total} == 1)", instant=True),
+                query(f"count({Metric.TARGET_MET}{total} == 1) or vector(0)", instant=True),
                 "none",
                 width=6,
                 description="Response rate >= target and mean response time <= target over the "

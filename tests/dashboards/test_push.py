@@ -8,6 +8,7 @@ uid, dashboards by uid, ``POST /api/dashboards/db``, bearer-token auth (401), a 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,7 +145,7 @@ async def test_a_bad_token_gets_a_clear_error_without_the_token(
 
 def test_a_wrong_url_is_named() -> None:
     """Nothing listening, or not a URL at all."""
-    with pytest.raises(PushError, match="cannot reach Grafana at http://127.0.0.1:9"):
+    with pytest.raises(PushError, match=re.escape("cannot reach Grafana at http://127.0.0.1:9")):
         push_dashboards("http://127.0.0.1:9", TOKEN, build_all(), timeout=2)
     with pytest.raises(PushError, match="must start with http"):
         push_dashboards("grafana:3000", TOKEN, build_all())

@@ -12,9 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
-import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -29,23 +26,21 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from connectors.fakes.meta import FakeMeta
+from tests.stack import (
+    ALERTMANAGER,
+    PROMETHEUS,
+    free_port,
+    needs_alertmanager,
+    needs_prometheus,
+    shortened_rules,
+    start,
+    stop,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-PROMETHEUS = shutil.which("prometheus")
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 TOKEN = "EAA-E2E-SECRET-TOKEN-4242"
 STEP_TIMEOUT = 90.0
 
-pytestmark = pytest.mark.skipif(
-    PROMETHEUS is None or ALERTMANAGER is None,
-    reason="prometheus/alertmanager missing: apt-get install prometheus prometheus-alertmanager",
-)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+pytestmark = [needs_prometheus, needs_alertmanager]
 
 
 @dataclass
@@ -102,34 +97,6 @@ def alert(name: str, status: str, path: str = "/oncall", **labels: str) -> Calla
         )
 
     return match
-
-
-def shortened_rules(target: Path) -> list[str]:
-    """The shipped rule files with every ``for:`` cut to 1s (evaluation runs every second)."""
-    paths = []
-    for source in sorted((ROOT / "alerts" / "rules").glob("*.yaml")):
-        text = re.sub(r"^(\s+for:) .+$", r"\1 1s", source.read_text(), flags=re.MULTILINE)
-        path = target / source.name
-        path.write_text(text)
-        paths.append(str(path))
-    return paths
-
-
-async def start(*command: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env
-    )
-
-
-async def stop(process: asyncio.subprocess.Process) -> bytes:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        _out, err = await asyncio.wait_for(process.communicate(), 30)
-    except TimeoutError:
-        process.kill()
-        _out, err = await process.communicate()
-    return err or b""
 
 
 @pytest.fixture
