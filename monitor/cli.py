@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy.exc import OperationalError
+
 from monitor.config import ConfigError, default_config_path, load_config
 from monitor.context import AppContext
 from monitor.csv_import import BadRow, CsvFormatError
@@ -26,7 +28,7 @@ from monitor.instance_lock import InstanceLockError
 from monitor.report_formats import render
 from monitor.secrets import SecretError
 from monitor.stats import account_stats
-from monitor.store import StoreError, current_revision, head_revision
+from monitor.store import StoreError, current_revision, head_revision, redact_url
 
 __all__ = ["main"]
 
@@ -348,6 +350,9 @@ def _db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         with engine.connect() as connection:
             revision = current_revision(connection)
         print(f"schema revision {revision or 'none'} (newest: {head_revision()})", file=out)
+    except OperationalError as error:
+        reason = str(error.orig).splitlines()[0] if error.orig else str(error)
+        raise StoreError(f"cannot open database {redact_url(str(engine.url))}: {reason}") from None
     finally:
         engine.dispose()
     return EXIT_OK

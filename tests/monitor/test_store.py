@@ -76,3 +76,15 @@ def test_database_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REPLYWATCH_DATABASE_URL", "sqlite:///env.db")
     assert choose_database(None, "sqlite:///config.db") == "sqlite:///env.db"
     assert choose_database("sqlite:///cli.db", "sqlite:///config.db") == "sqlite:///cli.db"
+
+
+def test_db_current_on_an_unreachable_server_is_one_clear_line(run_cli: RunCli) -> None:
+    """No traceback and no password: the URL (redacted) and the driver's reason."""
+    url = "postgresql+psycopg://watcher:s3cret-pw@127.0.0.1:1/replywatch"
+    result = run_cli("--database", url, "db", "current")
+    assert result.code == 2
+    assert result.err.startswith(
+        "replywatch: cannot open database postgresql+psycopg://watcher:***@"
+    )
+    assert "Connection refused" in result.err or "connection failed" in result.err
+    assert "s3cret-pw" not in result.err and "Traceback" not in result.err
