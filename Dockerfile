@@ -8,9 +8,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# The weekly summary's PDF (WeasyPrint) needs Pango; its Persian text needs fonts with
+# Persian glyphs. psycopg[binary] brings its own libpq.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+       fonts-noto-core fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 # Only what the package is built from (pyproject.toml names README.md as its readme). A
-# regular, non-editable install: the source tree is deleted afterwards. psycopg[binary]
-# brings its own libpq, so no system packages are needed.
+# regular, non-editable install: the source tree is deleted afterwards.
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor

@@ -192,9 +192,11 @@ class SlackReceiver:
             "escalated": ":sos:",
             RESOLVED: ":white_check_mark:",
         }[change.level]
-        await _post(
-            session, self.url, {"text": f"{icon} {describe(change)}"}, f"Slack {self.name}", {}
-        )
+        await self.send_text(session, f"{icon} {describe(change)}")
+
+    async def send_text(self, session: aiohttp.ClientSession, text: str) -> None:
+        """Post any text (the weekly digest uses this too)."""
+        await _post(session, self.url, {"text": text}, f"Slack {self.name}", {})
 
 
 @dataclass
@@ -209,8 +211,12 @@ class TelegramReceiver:
 
     async def send(self, session: aiohttp.ClientSession, change: AlertChange) -> None:
         """Call sendMessage."""
+        await self.send_text(session, describe(change))
+
+    async def send_text(self, session: aiohttp.ClientSession, text: str) -> None:
+        """Send any text to the chat (the weekly digest uses this too)."""
         url = f"{self.api_url.rstrip('/')}/bot{self.token}/sendMessage"
-        body = {"chat_id": self.chat_id, "text": describe(change), "disable_web_page_preview": True}
+        body = {"chat_id": self.chat_id, "text": text, "disable_web_page_preview": True}
         await _post(session, url, body, f"Telegram {self.name}", {})
 
 

@@ -29,6 +29,8 @@ from monitor.report_formats import render
 from monitor.secrets import SecretError
 from monitor.stats import account_stats
 from monitor.store import StoreError, current_revision, head_revision, redact_url
+from monitor.summary.command import SummaryUsageError, run_summary
+from monitor.summary.command import add_arguments as add_summary_arguments
 
 __all__ = ["main"]
 
@@ -158,6 +160,10 @@ def _parser() -> argparse.ArgumentParser:
         help="upgrade: apply migrations; current: show the schema revision",
     )
     db.set_defaults(handler=_db)
+
+    summary = commands.add_parser("summary", help="render a week's summary (html, pdf, md)")
+    add_summary_arguments(summary)
+    summary.set_defaults(handler=_summary)
 
     boards = commands.add_parser("dashboards", help="build or upload the Grafana dashboards")
     boards_actions = boards.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -304,6 +310,17 @@ def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from monitor.demo import run_demo
 
     return run_demo(args.listen, out, seconds=args.seconds, plain=args.plain or not out.isatty())
+
+
+def _summary(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    as_of = _parse_cli_time(args.as_of) if args.as_of else None
+    context = AppContext.open(args.config, args.database)
+    try:
+        return run_summary(context, args, out, as_of)
+    except SummaryUsageError as error:
+        raise UsageError(str(error)) from None
+    finally:
+        context.close()
 
 
 def _dashboards_build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

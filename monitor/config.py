@@ -47,6 +47,7 @@ from monitor.config_schema import (
     BusinessHoursModel,
     ConfigModel,
     ProfileModel,
+    SummaryModel,
 )
 from monitor.hours import DAY_NAMES, BusinessCalendar, ScheduleError
 from monitor.platforms import PLATFORMS
@@ -138,6 +139,7 @@ class Config:
     refresh_interval: timedelta = timedelta(seconds=15)
     webhooks: Mapping[str, WebhookConfig] = field(default_factory=dict)
     alerts: AlertsModel = field(default_factory=AlertsModel)
+    summary: SummaryModel = field(default_factory=SummaryModel)
 
     @classmethod
     def empty(cls) -> Config:
@@ -172,6 +174,8 @@ class Config:
 
     def _receiver_refs(self) -> dict[str, Mapping[str, str]]:
         refs: dict[str, Mapping[str, str]] = {r.name: r.secrets for r in self.alerts.receivers}
+        if self.summary.secrets:
+            refs["summary"] = self.summary.secrets
         if self.alerts.alertmanager is not None:
             refs["alertmanager"] = self.alerts.alertmanager.secrets
         return refs
@@ -261,6 +265,7 @@ def _resolve(model: ConfigModel, path: Path) -> Config:
         base = profiles[spec.extends]
         profiles[name] = _build_profile(name, spec, base)
     _check_zone(model.defaults.timezone, None, "defaults.timezone", file, problems)
+    _check_summary(model, file, problems)
     if model.defaults.profile not in profiles:
         problems.append(
             ConfigProblem(
@@ -291,6 +296,7 @@ def _resolve(model: ConfigModel, path: Path) -> Config:
             for platform, hook in model.webhooks.items()
         },
         alerts=model.alerts,
+        summary=model.summary,
     )
 
 
@@ -354,6 +360,34 @@ def _build_profile(name: str, spec: ProfileModel, base: Profile) -> Profile:
         min_waits=base.min_waits if spec.min_waits is None else spec.min_waits,
         mean_of_fastest=spec.mean_of_fastest or base.mean_of_fastest,
     )
+
+
+def _check_summary(model: ConfigModel, file: str, problems: list[ConfigProblem]) -> None:
+    summary = model.summary
+    if summary.timezone is not None:
+        _check_zone(summary.timezone, None, "summary.timezone", file, problems)
+    chat = {r.name for r in model.alerts.receivers if r.kind in ("slack", "telegram")}
+    for name in summary.digest_receivers:
+        if name not in chat:
+            known = ", ".join(sorted(chat)) or "none"
+            problems.append(
+                ConfigProblem(
+                    file,
+                    None,
+                    "summary.digest_receivers",
+                    f"{name!r} is not a slack or telegram receiver in "
+                    f"[[alerts.receivers]] (known: {known})",
+                )
+            )
+    names = {a.name for a in model.accounts}
+    groups = {a.group for a in model.accounts if a.group}
+    for index, recipient in enumerate(summary.recipients):
+        where = f"summary.recipients[{index}]"
+        for name in recipient.accounts:
+            if name not in names:
+                problems.append(ConfigProblem(file, None, where, f"unknown account {name!r}"))
+        if recipient.group and recipient.group not in groups:
+            problems.append(ConfigProblem(file, None, where, f"unknown group {recipient.group!r}"))
 
 
 def _check_zone(

@@ -33,6 +33,8 @@ __all__ = [
     "ConfigModel",
     "ProfileModel",
     "ReceiverModel",
+    "RecipientModel",
+    "SummaryModel",
     "TargetsModel",
 ]
 
@@ -234,11 +236,61 @@ class AlertsModel(_Strict):
         return self
 
 
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+class RecipientModel(_Strict):
+    """Who gets the weekly summary, for which accounts, in which language."""
+
+    to: tuple[str, ...] = Field(min_length=1)
+    accounts: tuple[str, ...] = ()
+    group: str | None = None
+    locale: str | None = None
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> RecipientModel:
+        if self.accounts and self.group:
+            raise ValueError("a recipient takes accounts or group, not both")
+        return self
+
+
+class SummaryModel(_Strict):
+    """The weekly summary: when it is sent, to whom, and how."""
+
+    enabled: bool = True
+    timezone: str | None = None
+    locale: str = "en"
+    day: Weekday = "monday"
+    hour: int = Field(default=8, ge=0, le=23)
+    from_address: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, gt=0, le=65535)
+    starttls: bool = True
+    secrets: SecretRefs = Field(default_factory=dict)
+    recipients: list[RecipientModel] = Field(default_factory=list)
+    # Names of [[alerts.receivers]] (slack or telegram) that get a short digest too.
+    digest_receivers: tuple[str, ...] = ()
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        if value not in ("en", "fa"):
+            raise ValueError(f"unknown locale {value!r} (known: en, fa)")
+        return value
+
+    @model_validator(mode="after")
+    def _mail_settings(self) -> SummaryModel:
+        if self.recipients and not (self.smtp_host and self.from_address):
+            raise ValueError("summary recipients need smtp_host and from_address")
+        return self
+
+
 class ConfigModel(_Strict):
     """The whole file."""
 
     replywatch: SettingsModel = SettingsModel()
     alerts: AlertsModel = AlertsModel()
+    summary: SummaryModel = SummaryModel()
     webhooks: dict[str, WebhookModel] = Field(default_factory=dict)
     defaults: DefaultsModel = DefaultsModel()
     profiles: dict[str, ProfileModel] = Field(default_factory=dict)

@@ -110,6 +110,14 @@ class Metrics:
         )
         for result in ("delivered", "failed"):
             self.alert_deliveries.labels(result)
+        self.summary_sends = Counter(
+            f"{PREFIX}_summary_sends",
+            "Weekly summaries (mails and chat digests) by result; failed ones are retried.",
+            ["result"],
+            registry=r,
+        )
+        for result in ("sent", "failed"):
+            self.summary_sends.labels(result)
         self._accounts: dict[tuple[str, str], _AccountSeries] = {}
         self._states: dict[tuple[str, str], AccountState] = {}
         self.webhooks = Counter(
@@ -166,6 +174,11 @@ class Metrics:
         self.alert_deliveries.labels("delivered").inc(report.delivered)
         self.alert_deliveries.labels("failed").inc(report.failed)
         self.alert_outbox_pending.set(report.pending)
+
+    def record_summary_sends(self, sent: int, failed: int) -> None:
+        """Count one round of weekly summary sends."""
+        self.summary_sends.labels("sent").inc(sent)
+        self.summary_sends.labels("failed").inc(failed)
 
     def prepare_webhooks(self, platform: str) -> None:
         """Create the zero-valued webhook series of a platform."""

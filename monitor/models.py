@@ -31,6 +31,7 @@ __all__ = [
     "Cursor",
     "StoredEvent",
     "StoredWait",
+    "SummarySend",
     "UTCDateTime",
     "WaitOutcome",
     "metadata",
@@ -215,6 +216,18 @@ class AlertDelivery(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class SummarySend(SQLModel, table=True):
+    """One weekly summary for one recipient: sent once, retried until it is."""
+
+    __tablename__ = "summary_sends"
+
+    week: str = Field(max_length=8, primary_key=True)
+    recipient: str = Field(max_length=300, primary_key=True)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    attempts: int = 0
     last_error: str | None = Field(default=None, max_length=500)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
@@ -39,6 +40,7 @@ from monitor.metrics import Metrics
 from monitor.models import Account
 from monitor.recent import RecentlyStored
 from monitor.secrets import SecretError
+from monitor.summary.delivery import SummaryMailer
 from monitor.webhooks import MetaWebhook
 
 __all__ = ["Runtime"]
@@ -135,6 +137,7 @@ class Runtime:
             coalesce=True,
             max_instances=1,
         )
+        self._schedule_summaries(receivers)
         for index, coordinator in enumerate(self.coordinators.values()):
             # Spread first polls so a restart does not hit every platform in the same second.
             offset = self.first_poll_spread * index / max(1, len(self.coordinators))
@@ -149,6 +152,43 @@ class Runtime:
         if bound:
             self.port = int(bound[0][1])
         self.address = f"http://{self.host}:{self.port}"
+
+    def _schedule_summaries(self, receivers: list[AlertReceiver]) -> None:
+        settings = self.context.config.summary
+        if not settings.enabled or not (settings.recipients or settings.digest_receivers):
+            return
+        self.summaries = SummaryMailer(
+            self.context.engine, self.context.accounts, self.context.config, receivers, self.clock
+        )
+        zone = self.summaries.zone
+        # The configured moment, and a retry round every 15 minutes: a failed or missed send
+        # (the monitor was down at the moment) goes out as soon as it can, never twice.
+        self.scheduler.add_job(
+            self._send_summaries,
+            trigger=CronTrigger(day_of_week=settings.day[:3], hour=settings.hour, timezone=zone),
+            id="summary",
+            name="weekly summary",
+            coalesce=True,
+            max_instances=1,
+        )
+        self.scheduler.add_job(
+            self._send_summaries,
+            trigger=IntervalTrigger(minutes=15, timezone=UTC),
+            id="summary-retry",
+            name="weekly summary retries",
+            coalesce=True,
+            max_instances=1,
+        )
+
+    async def _send_summaries(self) -> None:
+        assert self._session is not None
+        try:
+            report = await self.summaries.send_due(self._session)
+        except Exception:
+            log.exception("weekly summary round failed; the next round retries")
+            return
+        if report is not None:
+            self.metrics.record_summary_sends(report.sent, report.failed)
 
     def _add_account(self, account: AccountConfig, now: datetime) -> None:
         connector_class = CONNECTORS.get(account.platform)
