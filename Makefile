@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench bench-ingest bench-poll bench-scrape clean
+.PHONY: demo test check bench bench-ingest bench-poll bench-scrape bench-summary clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,13 @@ test: $(STAMP)
 check: $(STAMP)
 	scripts/check
 
-bench: bench-ingest bench-poll bench-scrape
+bench: bench-ingest bench-poll bench-scrape bench-summary
 
 bench-poll: $(STAMP)
 	$(BIN)/python bench/poll.py
+
+bench-summary: $(STAMP)
+	$(BIN)/python bench/summary.py
 
 bench-scrape: $(STAMP)
 	$(BIN)/python bench/scrape.py

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, select
 
-from monitor.accounts import AccountDirectory
+from monitor.accounts import AccountDirectory, AccountPolicy
 from monitor.figures import Figures
 from monitor.ingest import EVENTS, WAITS
 from monitor.models import Account
@@ -251,8 +251,11 @@ def _week_waits(
         )
     )
     out = []
+    policies: dict[str, AccountPolicy] = {}
     for platform, name, channel, opened, closed, tier, rating, response, business, url in rows:
-        policy = directory.policy(name)
+        policy = policies.get(name)
+        if policy is None:
+            policy = policies[name] = directory.policy(name)
         targets = policy.profile_for(channel).targets_for(tier)
         answered = closed is not None and closed <= as_of
         waited = ((closed if answered else as_of) - opened).total_seconds()

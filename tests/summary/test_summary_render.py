@@ -275,3 +275,18 @@ def test_an_empty_week_and_a_new_account_say_so(tmp_path: Path) -> None:
     assert "First week: nothing to compare with." in md
     assert "No customer wrote to quiet this week." in md
     assert "No negative reviews this week." in md
+
+
+def test_bad_options_get_one_clear_line(ibm_store: str, run_cli: RunCli) -> None:
+    """A wrong week, PDF to a terminal, an unknown account or group: exit 2 and why."""
+    cases = [
+        (["--week", "2026-47"], "is not an ISO week like 2026-W47"),
+        (["--week", "2026-W54"], "2026 has no week 54"),
+        (["--week", WEEK, "--format", "pdf"], "--format pdf needs --out FILE"),
+        (["--week", WEEK, "--account", "NoSuchShop"], "no such account in the store: NoSuchShop"),
+        (["--week", WEEK, "--group", "ghosts"], "no accounts in group 'ghosts'"),
+    ]
+    for args, words in cases:
+        result = run_cli("--database", ibm_store, "summary", *args)
+        assert result.code == 2, args
+        assert words in result.err and "Traceback" not in result.err, result.err
