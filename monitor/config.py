@@ -266,6 +266,7 @@ def _resolve(model: ConfigModel, path: Path) -> Config:
         profiles[name] = _build_profile(name, spec, base)
     _check_zone(model.defaults.timezone, None, "defaults.timezone", file, problems)
     _check_summary(model, file, problems)
+    _check_webhooks(model, file, problems)
     if model.defaults.profile not in profiles:
         problems.append(
             ConfigProblem(
@@ -360,6 +361,28 @@ def _build_profile(name: str, spec: ProfileModel, base: Profile) -> Profile:
         min_waits=base.min_waits if spec.min_waits is None else spec.min_waits,
         mean_of_fastest=spec.mean_of_fastest or base.mean_of_fastest,
     )
+
+
+# The secrets each webhook needs, and which webhooks exist.
+_WEBHOOK_SECRETS = {"meta": ("app_secret", "verify_token"), "events": ("token",)}
+
+
+def _check_webhooks(model: ConfigModel, file: str, problems: list[ConfigProblem]) -> None:
+    for name, hook in model.webhooks.items():
+        needed = _WEBHOOK_SECRETS.get(name)
+        if needed is None:
+            known = ", ".join(sorted(_WEBHOOK_SECRETS))
+            problems.append(
+                ConfigProblem(file, None, f"webhooks.{name}", f"unknown webhook (known: {known})")
+            )
+            continue
+        for key in needed:
+            if key not in hook.secrets:
+                problems.append(
+                    ConfigProblem(
+                        file, None, f"webhooks.{name}.secrets.{key}", f'needed: {key} = "env:NAME"'
+                    )
+                )
 
 
 def _check_summary(model: ConfigModel, file: str, problems: list[ConfigProblem]) -> None:

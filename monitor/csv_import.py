@@ -15,7 +15,15 @@ from connectors.base import AUTHOR_ROLES, CHANNELS, Channel, Event
 from monitor.config import Config
 from monitor.platforms import PLATFORMS, canonical_platform
 
-__all__ = ["REQUIRED_COLUMNS", "BadRow", "CsvFormatError", "parse_time", "read_events"]
+__all__ = [
+    "OPTIONAL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "BadRow",
+    "CsvFormatError",
+    "RowParser",
+    "parse_time",
+    "read_events",
+]
 
 REQUIRED_COLUMNS = ("platform", "account", "thread_id", "message_id", "author_role", "created_at")
 OPTIONAL_COLUMNS = ("channel", "rating", "text")
@@ -72,7 +80,7 @@ def read_events(
             f"missing column(s) {', '.join(missing)}; the header must name "
             f"{', '.join(REQUIRED_COLUMNS)} (optional: {', '.join(OPTIONAL_COLUMNS)})"
         )
-    parse = _RowParser(header, config, default_zone)
+    parse = RowParser(header, config, default_zone)
     width = len(header)
     line = reader.line_num
     for row in reader:
@@ -87,7 +95,7 @@ def read_events(
             on_bad_row(BadRow(start, str(err)))
 
 
-class _RowParser:
+class RowParser:
     """Turns one CSV row into an Event; column positions and account checks are cached."""
 
     def __init__(self, header: list[str], config: Config, default_zone: tzinfo | None) -> None:
@@ -102,6 +110,7 @@ class _RowParser:
         self.accounts: dict[tuple[str, str], str] = {}
 
     def __call__(self, row: list[str]) -> Event:
+        """The row as an Event, or ValueError naming the first thing wrong with it."""
         required = [row[index].strip() for index in self.required]
         for name, value in zip(REQUIRED_COLUMNS, required, strict=True):
             if not value:

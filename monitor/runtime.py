@@ -31,6 +31,7 @@ from monitor.app import build_app
 from monitor.config import AccountConfig
 from monitor.context import AppContext
 from monitor.coordinator import PollCoordinator, PollOutcome, PollRecord, decode_cursor
+from monitor.events_hook import EventsHook
 from monitor.exposition import ExpositionCache
 from monitor.figures_exporter import FiguresSnapshot
 from monitor.group_commit import GroupCommit
@@ -236,8 +237,19 @@ class Runtime:
 
     def _webhook_routes(self) -> list[web.RouteDef]:
         config = self.context.config
+        routes: list[web.RouteDef] = []
+        if "events" in config.webhooks:
+            self.metrics.prepare_webhooks("events")
+            hook = EventsHook(
+                token=config.resolve_webhook_secrets("events")["token"],
+                config=config,
+                store=self.store_events,
+                metrics=self.metrics,
+                max_body_bytes=config.webhooks["events"].max_body_bytes,
+            )
+            routes += hook.routes()
         if "meta" not in config.webhooks:
-            return []
+            return routes
         secrets = config.resolve_webhook_secrets("meta")
         accounts = {
             (account.platform, account.ids[_META_PLATFORMS[account.platform]]): account.name
@@ -246,7 +258,7 @@ class Runtime:
             and _META_PLATFORMS[account.platform] in account.ids
         }
         self.metrics.prepare_webhooks("meta")
-        hook = MetaWebhook(
+        meta = MetaWebhook(
             app_secret=secrets["app_secret"],
             verify_token=secrets["verify_token"],
             accounts=accounts,
@@ -254,7 +266,7 @@ class Runtime:
             metrics=self.metrics,
             max_body_bytes=config.webhooks["meta"].max_body_bytes,
         )
-        return hook.routes()
+        return routes + meta.routes()
 
     def _schedule(self, coordinator: PollCoordinator, at: datetime) -> None:
         # One interval job per account: APScheduler keeps the rhythm (with jitter); the
