@@ -16,6 +16,7 @@ from connectors.errors import (
 )
 from connectors.facebook import FacebookConnector
 from connectors.instagram import InstagramConnector
+from connectors.x import XConnector
 
 __all__ = [
     "CONNECTORS",
@@ -30,10 +31,12 @@ __all__ = [
     "FacebookConnector",
     "FetchResult",
     "InstagramConnector",
+    "XConnector",
 ]
 
 # platform name -> connector class; filled in as connectors land (style.md rule 6).
 CONNECTORS: dict[str, type[Connector]] = {
     "facebook": FacebookConnector,
     "instagram": InstagramConnector,
+    "x": XConnector,
 }

@@ -454,7 +454,7 @@ def _resolve_account(
                 problem(
                     f"secrets.{key}", f'{account.platform} accounts need secrets.{key} = "env:NAME"'
                 )
-    channels = account.channels or (spec.channels if spec else CHANNELS)
+    channels = account.channels or (spec.unconfigured_channels if spec else CHANNELS)
     if spec is not None:
         for channel in channels:
             if channel not in spec.channels:

@@ -19,6 +19,13 @@ class PlatformSpec:
     channels: tuple[Channel, ...]
     default_channel: Channel
     poll_interval_seconds: float = 60.0
+    # The channels an account gets when its config names none (default: all of them).
+    default_channels: tuple[Channel, ...] | None = None
+
+    @property
+    def unconfigured_channels(self) -> tuple[Channel, ...]:
+        """What an account polls when its config does not say."""
+        return self.default_channels or self.channels
 
 
 PLATFORMS: dict[str, PlatformSpec] = {
@@ -26,7 +33,16 @@ PLATFORMS: dict[str, PlatformSpec] = {
     for spec in (
         PlatformSpec("facebook", ("page_id",), ("access_token",), ("dm", "comment"), "dm"),
         PlatformSpec("instagram", ("ig_user_id",), ("access_token",), ("dm", "comment"), "dm"),
-        PlatformSpec("x", ("user_id",), ("bearer_token",), ("mention", "dm"), "mention"),
+        # DMs need a user-context token; an app's bearer token reads mentions only, so mentions
+        # are the default and DMs are asked for with channels = ["mention", "dm"].
+        PlatformSpec(
+            "x",
+            ("user_id",),
+            ("bearer_token",),
+            ("mention", "dm"),
+            "mention",
+            default_channels=("mention",),
+        ),
         PlatformSpec("telegram", (), ("bot_token",), ("dm",), "dm", 5.0),
         PlatformSpec(
             "google_business",
