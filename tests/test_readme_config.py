@@ -25,3 +25,28 @@ def test_each_example_loads(tmp_path: Path, block: str) -> None:
     path.write_text(block, encoding="utf-8")
     config = load_config(path)
     assert config.path == path
+
+
+def test_the_example_config_has_every_platform_and_loads() -> None:
+    """examples/replywatch.toml configures one account of every platform replywatch knows."""
+    from monitor.platforms import PLATFORMS
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "replywatch.toml"
+    config = load_config(example)
+    platforms = {account.platform for account in config.accounts.values()}
+    assert set(PLATFORMS) <= platforms, set(PLATFORMS) - platforms
+
+
+def test_every_connector_has_a_user_guide() -> None:
+    """Each polled platform says which token it needs and how to get it."""
+    from connectors import CONNECTORS
+
+    docs = Path(__file__).resolve().parents[1] / "connectors" / "docs"
+    readme = README.read_text(encoding="utf-8")
+    for platform in CONNECTORS:
+        if platform in ("facebook", "instagram"):
+            assert "pages_messaging" in readme  # the Meta section of the README
+            continue
+        guide = docs / f"{platform}.md"
+        assert guide.is_file(), f"connectors/docs/{platform}.md is missing"
+        assert "secrets" in guide.read_text(encoding="utf-8")
