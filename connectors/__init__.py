@@ -16,6 +16,7 @@ from connectors.errors import (
 )
 from connectors.facebook import FacebookConnector
 from connectors.instagram import InstagramConnector
+from connectors.telegram import TelegramConnector
 from connectors.x import XConnector
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "FacebookConnector",
     "FetchResult",
     "InstagramConnector",
+    "TelegramConnector",
     "XConnector",
 ]
 
@@ -38,5 +40,6 @@ __all__ = [
 CONNECTORS: dict[str, type[Connector]] = {
     "facebook": FacebookConnector,
     "instagram": InstagramConnector,
+    "telegram": TelegramConnector,
     "x": XConnector,
 }

@@ -364,7 +364,11 @@ def _build_profile(name: str, spec: ProfileModel, base: Profile) -> Profile:
 
 
 # The secrets each webhook needs, and which webhooks exist.
-_WEBHOOK_SECRETS = {"meta": ("app_secret", "verify_token"), "events": ("token",)}
+_WEBHOOK_SECRETS = {
+    "meta": ("app_secret", "verify_token"),
+    "events": ("token",),
+    "telegram": ("secret_token",),
+}
 
 
 def _check_webhooks(model: ConfigModel, file: str, problems: list[ConfigProblem]) -> None:

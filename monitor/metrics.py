@@ -68,6 +68,13 @@ class Metrics:
             ["platform", "account"],
             registry=r,
         )
+        self.last_update = Gauge(
+            f"{PREFIX}_last_update_timestamp_seconds",
+            "Time of the newest update the platform delivered, for platforms that keep no "
+            "history (Telegram): when it stops moving, messages may be lost after 24 h.",
+            ["platform", "account"],
+            registry=r,
+        )
         self.poll_interval = Gauge(
             f"{PREFIX}_poll_interval_seconds",
             "How often the account is polled when all is well.",

@@ -10,6 +10,7 @@ SQLite and SQLite never sees two writers.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from monitor.models import Account
 from monitor.recent import RecentlyStored
 from monitor.secrets import SecretError
 from monitor.summary.delivery import SummaryMailer
-from monitor.webhooks import MetaWebhook
+from monitor.webhooks import MetaWebhook, TelegramWebhook
 
 __all__ = ["Runtime"]
 
@@ -248,6 +249,8 @@ class Runtime:
                 max_body_bytes=config.webhooks["events"].max_body_bytes,
             )
             routes += hook.routes()
+        if "telegram" in config.webhooks:
+            routes += self._telegram_hook().routes()
         if "meta" not in config.webhooks:
             return routes
         secrets = config.resolve_webhook_secrets("meta")
@@ -267,6 +270,44 @@ class Runtime:
             max_body_bytes=config.webhooks["meta"].max_body_bytes,
         )
         return routes + meta.routes()
+
+    def _telegram_hook(self) -> TelegramWebhook:
+        config = self.context.config
+        names = [a.name for a in config.accounts.values() if a.platform == "telegram"]
+        owners: dict[str, dict[str, str]] = {}
+        with self.context.engine.connect() as connection:
+            for name in names:
+                ident = self._ids.get(name)
+                value = None
+                if ident is not None:
+                    value = connection.execute(
+                        select(CURSORS.c.value).where(CURSORS.c.account_id == ident)
+                    ).scalar_one_or_none()
+                known = decode_cursor(None if value is None else str(value)).get("connections")
+                owners[name] = dict(json.loads(known)) if known else {}
+        self.metrics.prepare_webhooks("telegram")
+        bots = {
+            a.name: tuple(b for b in a.options.get("automated_bots", "").split(",") if b)
+            for a in config.accounts.values()
+            if a.platform == "telegram"
+        }
+        return TelegramWebhook(
+            secret=config.resolve_webhook_secrets("telegram")["secret_token"],
+            owners=owners,
+            automated_bots=bots,
+            store=self.store_events,
+            remember_owners=self._remember_telegram_owners,
+            metrics=self.metrics,
+            max_body_bytes=config.webhooks["telegram"].max_body_bytes,
+        )
+
+    async def _remember_telegram_owners(self, account: str, owners: Mapping[str, str]) -> None:
+        # Kept in the account's cursor, as the poller keeps them, so a restart knows them.
+        cursor = {"connections": json.dumps(dict(sorted(owners.items())))}
+        async with self._write_lock:
+            await asyncio.to_thread(
+                self.ingestor.ingest, [], cursor=("telegram", account, cursor), seen_at=self.clock()
+            )
 
     def _schedule(self, coordinator: PollCoordinator, at: datetime) -> None:
         # One interval job per account: APScheduler keeps the rhythm (with jitter); the
@@ -349,6 +390,12 @@ class Runtime:
     ) -> int:
         stored = await self._writes.store(platform, account, result.events, cursor)
         self._cursors[account] = dict(cursor)
+        newest = cursor.get("last_update_at")
+        if newest:
+            # Platforms that keep no history (Telegram): the age of the newest update shows gaps.
+            self.metrics.last_update.labels(platform, account).set(
+                datetime.fromisoformat(newest).timestamp()
+            )
         return stored
 
     async def store_events(self, events: Sequence[Event]) -> int:

@@ -20,9 +20,16 @@ from connectors.meta_webhook import (
     verify_challenge,
     verify_signature,
 )
+from connectors.telegram_webhook import (
+    SECRET_HEADER,
+    TelegramPayloadError,
+    connection_owners,
+    parse_update,
+    verify_secret,
+)
 from monitor.metrics import Metrics
 
-__all__ = ["BodyTooLarge", "MetaWebhook", "read_limited"]
+__all__ = ["BodyTooLarge", "MetaWebhook", "TelegramWebhook", "read_limited"]
 
 log = logging.getLogger("monitor.webhooks")
 
@@ -100,4 +107,59 @@ class MetaWebhook:
     def _refuse(self, outcome: str, status: int, reason: str) -> web.Response:
         self.metrics.webhooks.labels(self.platform, outcome).inc()
         log.warning("meta webhook delivery refused (%d): %s", status, reason)
+        return web.Response(status=status, text=f"{reason}\n")
+
+
+@dataclass
+class TelegramWebhook:
+    """``POST /hooks/telegram/{account}``: one Update per delivery, checked by secret header."""
+
+    secret: str
+    # account name -> business connection id -> owner user id (shared with the store)
+    owners: dict[str, dict[str, str]]
+    automated_bots: Mapping[str, Sequence[str]]
+    store: StoreEvents
+    remember_owners: Callable[[str, Mapping[str, str]], Awaitable[None]]
+    metrics: Metrics
+    max_body_bytes: int = 1_048_576
+    platform: str = "telegram"
+
+    def routes(self) -> list[web.RouteDef]:
+        """The one route."""
+        return [web.post("/hooks/telegram/{account}", self.deliver)]
+
+    async def deliver(self, request: web.Request) -> web.Response:
+        """Check the secret, parse the Update, store its events."""
+        account = request.match_info["account"]
+        if account not in self.owners:
+            return self._refuse("ignored", 404, "no such telegram account")
+        try:
+            body = await read_limited(request, self.max_body_bytes)
+        except BodyTooLarge:
+            return self._refuse("too_large", 413, "body too large")
+        if not verify_secret(request.headers.get(SECRET_HEADER), self.secret):
+            return self._refuse("bad_signature", 403, "secret token mismatch")
+        try:
+            learned = connection_owners(body)
+            owners = self.owners[account]
+            if learned and any(owners.get(k) != v for k, v in learned.items()):
+                owners.update(learned)
+                await self.remember_owners(account, owners)
+            events = parse_update(body, account, owners, self.automated_bots.get(account, ()))
+        except TelegramPayloadError as err:
+            return self._refuse("malformed", 400, str(err))
+        if events:
+            try:
+                await self.store(events)
+            except Exception:
+                log.exception("telegram webhook: could not store %d event(s)", len(events))
+                self.metrics.webhooks.labels(self.platform, "error").inc()
+                # Telegram retries non-2xx deliveries for a while: nothing is lost.
+                return web.Response(status=503, text="store unavailable, deliver again\n")
+        self.metrics.webhooks.labels(self.platform, "accepted" if events else "ignored").inc()
+        return web.Response(text="ok\n")
+
+    def _refuse(self, outcome: str, status: int, reason: str) -> web.Response:
+        self.metrics.webhooks.labels(self.platform, outcome).inc()
+        log.warning("telegram webhook delivery refused (%d): %s", status, reason)
         return web.Response(status=status, text=f"{reason}\n")

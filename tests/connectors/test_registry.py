@@ -11,7 +11,7 @@ from connectors import CONNECTORS
 from connectors.base import Connector
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
-NOT_PLATFORMS = {"base", "errors", "meta_webhook"}
+NOT_PLATFORMS = {"base", "errors", "meta_webhook", "telegram_webhook"}
 # Platforms that share one fake server.
 FAKE_MODULE = {"facebook": "meta", "instagram": "meta"}
 
