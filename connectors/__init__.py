@@ -6,6 +6,7 @@ else; policy (retries, storage, scheduling) lives in `monitor/`.
 
 from __future__ import annotations
 
+from connectors.app_store import AppStoreConnector
 from connectors.base import Connector, ConnectorSettings, Event, FetchResult
 from connectors.errors import (
     ConnectorAuthError,
@@ -17,10 +18,12 @@ from connectors.errors import (
 from connectors.facebook import FacebookConnector
 from connectors.instagram import InstagramConnector
 from connectors.telegram import TelegramConnector
+from connectors.trustpilot import TrustpilotConnector
 from connectors.x import XConnector
 
 __all__ = [
     "CONNECTORS",
+    "AppStoreConnector",
     "Connector",
     "ConnectorAuthError",
     "ConnectorConnectionError",
@@ -33,13 +36,16 @@ __all__ = [
     "FetchResult",
     "InstagramConnector",
     "TelegramConnector",
+    "TrustpilotConnector",
     "XConnector",
 ]
 
 # platform name -> connector class; filled in as connectors land (style.md rule 6).
 CONNECTORS: dict[str, type[Connector]] = {
+    "app_store": AppStoreConnector,
     "facebook": FacebookConnector,
     "instagram": InstagramConnector,
     "telegram": TelegramConnector,
+    "trustpilot": TrustpilotConnector,
     "x": XConnector,
 }
