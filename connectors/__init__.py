@@ -16,6 +16,8 @@ from connectors.errors import (
     ConnectorResponseError,
 )
 from connectors.facebook import FacebookConnector
+from connectors.google_business import GoogleBusinessConnector
+from connectors.google_play import GooglePlayConnector
 from connectors.instagram import InstagramConnector
 from connectors.telegram import TelegramConnector
 from connectors.trustpilot import TrustpilotConnector
@@ -34,6 +36,8 @@ __all__ = [
     "Event",
     "FacebookConnector",
     "FetchResult",
+    "GoogleBusinessConnector",
+    "GooglePlayConnector",
     "InstagramConnector",
     "TelegramConnector",
     "TrustpilotConnector",
@@ -44,6 +48,8 @@ __all__ = [
 CONNECTORS: dict[str, type[Connector]] = {
     "app_store": AppStoreConnector,
     "facebook": FacebookConnector,
+    "google_business": GoogleBusinessConnector,
+    "google_play": GooglePlayConnector,
     "instagram": InstagramConnector,
     "telegram": TelegramConnector,
     "trustpilot": TrustpilotConnector,
