@@ -52,7 +52,7 @@ from monitor.config_schema import (
 from monitor.hours import DAY_NAMES, BusinessCalendar, ScheduleError
 from monitor.platforms import PLATFORMS
 from monitor.profiles import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile, WaitRule
-from monitor.secrets import SecretError, resolve_secret
+from monitor.secrets import LiveSecrets, SecretError, resolve_secret
 
 __all__ = [
     "AccountConfig",
@@ -153,6 +153,11 @@ class Config:
         except KeyError:
             known = ", ".join(sorted(self.profiles))
             raise KeyError(f"unknown profile {name!r} (known: {known})") from None
+
+    def live_secrets(self, account: str) -> LiveSecrets:
+        """One account's secrets, re-read on use (raises SecretError when one is missing now)."""
+        base = self.path.parent if self.path else None
+        return LiveSecrets(self.accounts[account].secret_refs, base)
 
     def resolve_secrets(self, account: str) -> dict[str, str]:
         """Read one account's secrets from the environment or files."""

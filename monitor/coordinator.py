@@ -199,7 +199,7 @@ class PollCoordinator:
         if state is AccountState.AUTH_FAILED and previous is not state:
             log.error(
                 "credentials refused for %s/%s: %s; polling is paused until the token is "
-                "replaced and replywatch is restarted",
+                "replaced (the new one is picked up within a minute)",
                 self.platform,
                 self.account,
                 reason,

@@ -41,7 +41,7 @@ from monitor.instance_lock import InstanceLock
 from monitor.metrics import Metrics
 from monitor.models import Account
 from monitor.recent import RecentlyStored
-from monitor.secrets import SecretError
+from monitor.secrets import LiveSecrets, SecretError
 from monitor.summary.delivery import SummaryMailer
 from monitor.webhooks import MetaWebhook, TelegramWebhook
 
@@ -89,6 +89,9 @@ class Runtime:
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._ids: dict[str, int] = {}
+        self._settings: dict[str, ConnectorSettings] = {}
+        # account -> fingerprint of the secrets that were refused
+        self._refused: dict[str, str] = {}
 
     async def start(self) -> None:
         """Take the store, build the connectors, start polling and serving."""
@@ -140,6 +143,15 @@ class Runtime:
             max_instances=1,
         )
         self._schedule_summaries(receivers)
+        # Paused accounts resume by themselves once their token is replaced (file or env).
+        self.scheduler.add_job(
+            self._resume_refreshed_credentials,
+            trigger=IntervalTrigger(seconds=60, timezone=UTC),
+            id="credentials",
+            name="resume accounts whose credentials changed",
+            coalesce=True,
+            max_instances=1,
+        )
         for index, coordinator in enumerate(self.coordinators.values()):
             # Spread first polls so a restart does not hit every platform in the same second.
             offset = self.first_poll_spread * index / max(1, len(self.coordinators))
@@ -203,7 +215,7 @@ class Runtime:
             )
             return
         try:
-            secrets = self.context.config.resolve_secrets(account.name)
+            secrets = self.context.config.live_secrets(account.name)
         except SecretError as err:
             self.unavailable[account.name] = f"credentials unavailable: {err}"
             log.error("account %s is not polled: %s", account.name, err)
@@ -220,6 +232,7 @@ class Runtime:
             request_timeout=self.request_timeout,
         )
         connector: Connector = connector_class(settings, self._session)  # type: ignore[call-arg]
+        self._settings[account.name] = settings
         self.metrics.prepare_account(
             account.platform, account.name, account.poll_interval.total_seconds()
         )
@@ -335,6 +348,25 @@ class Runtime:
             return self.figures_interval
         return self.context.config.refresh_interval.total_seconds()
 
+    async def _resume_refreshed_credentials(self) -> None:
+        for name, refused in list(self._refused.items()):
+            coordinator = self.coordinators[name]
+            settings = self._settings[name]
+            if not coordinator.paused or not isinstance(settings.secrets, LiveSecrets):
+                continue
+            if settings.secrets.fingerprint() == refused:
+                continue
+            del self._refused[name]
+            # A fresh connector takes the new token (some connectors keep it from the start).
+            async with coordinator.idle():
+                await coordinator.connector.aclose()
+                connector_class = CONNECTORS[coordinator.platform]
+                assert self._session is not None
+                coordinator.connector = connector_class(settings, self._session)  # type: ignore[call-arg]
+            log.info("credentials of %s/%s changed: polling resumes", coordinator.platform, name)
+            self.scheduler.resume_job(name)
+            self.scheduler.modify_job(name, next_run_time=self.clock())
+
     async def _refresh_figures(self) -> None:
         try:
             await asyncio.to_thread(self.figures.refresh)
@@ -362,6 +394,10 @@ class Runtime:
             self.scheduler.modify_job(coordinator.account, next_run_time=record.next_poll_at)
 
     def _on_record(self, record: PollRecord) -> None:
+        if record.outcome is PollOutcome.AUTH:
+            secrets = self._settings[record.account].secrets
+            if isinstance(secrets, LiveSecrets):
+                self._refused[record.account] = secrets.fingerprint()
         self.metrics.record_poll(record)
         for observer in self.observers:
             observer(record)

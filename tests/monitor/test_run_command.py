@@ -65,7 +65,9 @@ async def start(
     tmp_path: Path, url: str, database: str | None = None
 ) -> asyncio.subprocess.Process:
     """`replywatch run` as a subprocess against the fake, on SQLite unless told otherwise."""
-    env = {**os.environ, "SHOP_TOKEN": TOKEN, "SHOP_X_TOKEN": "x-token"}
+    # SHOP_X_TOKEN is left unset: that account cannot be polled and says why.
+    env = {k: v for k, v in os.environ.items() if k != "SHOP_X_TOKEN"}
+    env["SHOP_TOKEN"] = TOKEN
     store = database or f"sqlite:///{tmp_path / 'rw.db'}"
     command = [
         "-m",
@@ -109,7 +111,10 @@ async def test_run_backfills_serves_and_stops_cleanly(
     lines = await read_until(process, "backfill finished")
     text_out = "".join(lines)
     address = next(ln for ln in lines if "serving" in ln).split("serving ")[1].split(" ")[0]
-    assert "shop-x: not polled: no connector for x yet" in text_out
+    assert (
+        "shop-x: not polled: credentials unavailable: environment variable SHOP_X_TOKEN is not set"
+        in text_out
+    )
     assert "backfill 1/1: facebook/shop-fb done, 24 event(s) stored" in text_out
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{address}/healthz") as response:
