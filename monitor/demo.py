@@ -17,7 +17,7 @@ import asyncio
 import random
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from rich.table import Table
 from connectors.fakes.meta import FakeMeta
 from monitor.app import parse_listen
 from monitor.context import AppContext
+from monitor.demo_platforms import DemoPlatform, demo_platforms
 from monitor.runtime import Runtime
 from monitor.stats import StatsRow, account_stats
 
@@ -95,7 +96,22 @@ secrets = {{ access_token = "env:REPLYWATCH_DEMO_TOKEN_{index}" }}
 """
 
 
-def demo_config_text() -> str:
+_OTHER_ACCOUNT = """
+[[accounts]]
+name = "{name}"
+platform = "{platform}"
+ids = {{ {ids} }}
+poll_interval = "3s"
+secrets = {{ {secrets} }}
+"""
+
+
+def secret_variable(platform: DemoPlatform, key: str) -> str:
+    """The environment variable holding one of a demo platform's secrets."""
+    return f"REPLYWATCH_DEMO_{platform.name.upper().replace('-', '_')}_{key.upper()}"
+
+
+def demo_config_text(others: Sequence[DemoPlatform] = ()) -> str:
     """The TOML config the demo runs with (tokens come from the environment)."""
     parts = []
     for index, business in enumerate(BUSINESSES):
@@ -112,6 +128,14 @@ def demo_config_text() -> str:
                 index=index,
             )
         )
+    for other in others:
+        ids = ", ".join(f'{k} = "{v}"' for k, v in other.ids.items())
+        secrets = ", ".join(f'{k} = "env:{secret_variable(other, k)}"' for k in other.secrets)
+        parts.append(
+            _OTHER_ACCOUNT.format(
+                name=other.name, platform=other.platform, ids=ids, secrets=secrets
+            )
+        )
     return DEMO_CONFIG.format(accounts="".join(parts))
 
 
@@ -125,6 +149,7 @@ class Simulation:
     """Customers writing and teams answering, on the fake platform's state."""
 
     fake: FakeMeta
+    others: Sequence[DemoPlatform] = ()
     rng: random.Random = field(default_factory=lambda: random.Random(2026))
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     webhook_url: str | None = None
@@ -146,6 +171,7 @@ class Simulation:
     async def run(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
         """Generate traffic until ``stop`` is set."""
         loops = [self._business_loop(b, session, stop) for b in BUSINESSES]
+        loops += [self._other_loop(other, stop) for other in self.others]
         await asyncio.gather(*loops)
         for task in list(self._pending):
             task.cancel()
@@ -177,6 +203,29 @@ class Simulation:
                 )
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
+
+    async def _other_loop(self, other: DemoPlatform, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            gap = self.rng.expovariate(other.arrivals_per_minute / 60)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=gap)
+                return
+            except TimeoutError:
+                pass
+            self._customers += 1
+            other.tick(self.clock())
+            handle = other.write(self._customers, self.clock())
+            if self.rng.random() < other.unanswered_share:
+                continue
+            delay = self.rng.uniform(*other.reply_seconds)
+            task = asyncio.create_task(self._other_answers(other, handle, delay))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _other_answers(self, other: DemoPlatform, handle: object, delay: float) -> None:
+        await asyncio.sleep(delay)
+        other.tick(self.clock())
+        other.answer(handle, self.clock())
 
     async def _customer_writes(
         self,
@@ -290,8 +339,12 @@ async def _demo(
         os.environ[f"REPLYWATCH_DEMO_TOKEN_{index}"] = demo_token(index)
     os.environ["REPLYWATCH_DEMO_APP_SECRET"] = APP_SECRET
     os.environ["REPLYWATCH_DEMO_VERIFY_TOKEN"] = VERIFY_TOKEN
+    others = demo_platforms()
+    for other in others:
+        for key, value in other.secrets.items():
+            os.environ[secret_variable(other, key)] = value
     config_path = database.with_suffix(".toml")
-    config_path.write_text(demo_config_text(), encoding="utf-8")
+    config_path.write_text(demo_config_text(others), encoding="utf-8")
     for stale in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
         stale.unlink(missing_ok=True)
 
@@ -301,11 +354,23 @@ async def _demo(
     fake_site = web.TCPSite(fake_runner, "127.0.0.1", 0)
     await fake_site.start()
     fake_url = f"http://127.0.0.1:{fake_runner.addresses[0][1]}"
+    runners = [fake_runner]
+    urls: dict[str, str] = {}
+    for other in others:
+        runner = web.AppRunner(other.app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        urls[other.name] = f"http://127.0.0.1:{runner.addresses[0][1]}"
 
     host, port = parse_listen(listen)
     context = AppContext.open(config_path, f"sqlite:///{database}")
     runtime = Runtime(
-        context, host=host, port=port, base_url_for=lambda _account: fake_url, first_poll_spread=1.0
+        context,
+        host=host,
+        port=port,
+        base_url_for=lambda account: urls.get(account.name, fake_url),
+        first_poll_spread=1.0,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -314,12 +379,13 @@ async def _demo(
     if seconds is not None:
         loop.call_later(seconds, stop.set)
 
-    simulation = Simulation(fake)
+    simulation = Simulation(fake, others)
     simulation.setup()
     await runtime.start()
     simulation.webhook_url = f"{runtime.address}/hooks/meta"
     print(
-        f"replywatch demo: fake Meta Graph API at {fake_url}, monitor serving "
+        f"replywatch demo: fake Meta, X, Telegram, Google Business, Google Play, App Store and "
+        f"Trustpilot servers on 127.0.0.1, monitor serving "
         f"{runtime.address} (/healthz, /metrics); store {database}",
         file=out,
         flush=True,
@@ -332,7 +398,8 @@ async def _demo(
             stop.set()
             await traffic
             await runtime.stop()
-            await fake_runner.cleanup()
+            for runner in runners:
+                await runner.cleanup()
             context.close()
     print(
         f"demo stopped; inspect it with: replywatch --database sqlite:///{database} stats", file=out

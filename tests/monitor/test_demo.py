@@ -6,17 +6,26 @@ import io
 import json
 from pathlib import Path
 
+from sqlalchemy import create_engine
+from sqlalchemy import text as sql
+
 from monitor.cli import main
+from monitor.config import load_config
 from monitor.demo import BUSINESSES, demo_config_text
+from monitor.demo_platforms import demo_platforms
+from monitor.platforms import PLATFORMS
 
 
-def test_demo_config_is_valid_and_names_every_business(tmp_path: Path) -> None:
-    """The demo's own config passes check-config (tokens come from its environment)."""
+def test_demo_config_is_valid_and_has_every_platform(tmp_path: Path) -> None:
+    """The demo's own config passes check-config and has an account on every platform."""
     path = tmp_path / "demo.toml"
-    path.write_text(demo_config_text())
+    others = demo_platforms()
+    path.write_text(demo_config_text(others))
     out, err = io.StringIO(), io.StringIO()
     assert main(["--config", str(path), "check-config", "--no-secrets"], out, err) == 0, err
-    assert f"{len(BUSINESSES)} account(s)" in out.getvalue()
+    assert f"{len(BUSINESSES) + len(others)} account(s)" in out.getvalue()
+    platforms = {a.platform for a in load_config(path).accounts.values()}
+    assert platforms == set(PLATFORMS)
 
 
 def test_demo_runs_polls_stores_and_stops(tmp_path: Path) -> None:
@@ -27,7 +36,7 @@ def test_demo_runs_polls_stores_and_stops(tmp_path: Path) -> None:
     out = io.StringIO()
     assert run_demo("127.0.0.1:0", out, seconds=12, plain=True, database=database) == 0
     text = out.getvalue()
-    assert "fake Meta Graph API at http://127.0.0.1:" in text
+    assert "fake Meta, X, Telegram, Google Business, Google Play, App Store and Trustpilot" in text
     assert "demo stopped" in text
     stats_out, err = io.StringIO(), io.StringIO()
     code = main(
@@ -45,6 +54,17 @@ def test_demo_runs_polls_stores_and_stops(tmp_path: Path) -> None:
     )
     assert code == 0, err.getvalue()
     rows = json.loads(stats_out.getvalue())
-    assert {row["account"] for row in rows} == {b.name for b in BUSINESSES}
+    names = {b.name for b in BUSINESSES} | {p.name for p in demo_platforms()}
+    assert {row["account"] for row in rows} == names
     assert sum(row["waits"] for row in rows) > 0
+    # Every account on every platform was polled successfully (a cursor is stored with a poll).
+    engine = create_engine(f"sqlite:///{database}")
+    with engine.connect() as connection:
+        polled = set(
+            connection.execute(
+                sql("SELECT a.name FROM cursors c JOIN accounts a ON a.id = c.account_id")
+            ).scalars()
+        )
+    engine.dispose()
+    assert polled == names
     assert all(row["profile"] == "demo" for row in rows)
