@@ -34,9 +34,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
-from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
@@ -65,6 +66,12 @@ WINDOW_SECONDS = 900.0
 # A spent usage cap lasts until the plan's period ends, which no header tells: retry hourly.
 USAGE_CAP_WAIT = 3600.0
 EXCERPT = 140
+# What X will show at all (platform-apis.md 3.2, 3.3): the newest 800 mentions, and direct
+# messages of the last 30 days. Reaching either is logged and counted as missed.
+MENTION_REACH = 800
+DM_REACH = timedelta(days=30)
+
+log = logging.getLogger("connectors.x")
 # Why X refused, by the last segment of the problem ``type`` URL.
 PROBLEM_HINTS = {
     "unsupported-authentication": (
@@ -134,6 +141,8 @@ class XConnector:
             ) from None
         self.base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.quota_used: float | None = None
+        # Only to tell whether a backfill reaches further back than X keeps direct messages.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def __repr__(self) -> str:
         return f"XConnector(account={self.settings.account!r})"
@@ -150,23 +159,43 @@ class XConnector:
         if "mention" in self.settings.channels:
             reads.append(("mention", f"users/{self.user_id}/mentions", {}))
             reads.append(("own_post", f"users/{self.user_id}/tweets", {"exclude": "retweets"}))
+        missed = 0
         for key, path, extra in reads:
-            found, mark = await self._posts(path, extra, cursor.get(key))
+            found, mark, read = await self._posts(path, extra, cursor.get(key))
             events.update((event.message_id, event) for event in found)
             if mark:
                 new_cursor[key] = mark
+            if key == "mention" and read >= MENTION_REACH:
+                missed += 1
+                log.warning(
+                    "x/%s: %d mentions read, X's limit: older mentions in this window cannot "
+                    "be read and may be missing from the figures",
+                    self.settings.account,
+                    read,
+                )
+        if "dm" in self.settings.channels and "dm_reach_checked" not in cursor:
+            new_cursor["dm_reach_checked"] = "1"  # warn once per account, not every poll
+            reach = self.clock() - DM_REACH
+            if self.settings.backfill_since < reach:
+                missed += 1
+                log.warning(
+                    "x/%s: direct messages older than 30 days cannot be read; the backfill "
+                    "starts at %s",
+                    self.settings.account,
+                    reach.date().isoformat(),
+                )
         if "dm" in self.settings.channels:
             found, mark = await self._direct_messages(cursor.get("dm"))
             events.update((event.message_id, event) for event in found)
             if mark:
                 new_cursor["dm"] = mark
-        return FetchResult(tuple(events.values()), new_cursor, 0, self.quota_used)
+        return FetchResult(tuple(events.values()), new_cursor, missed, self.quota_used)
 
     # -- posts ---------------------------------------------------------------------------
 
     async def _posts(
         self, path: str, extra: dict[str, str], since_id: str | None
-    ) -> tuple[list[Event], str | None]:
+    ) -> tuple[list[Event], str | None, int]:
         params = {"tweet.fields": POST_FIELDS, "max_results": PAGE_SIZE, **extra}
         seen = _since(since_id)
         if seen is not None:
@@ -176,14 +205,16 @@ class XConnector:
             params["start_time"] = start.strftime("%Y-%m-%dT%H:%M:%SZ")
         events: list[Event] = []
         newest = seen or 0
+        read = 0
         async for page in self._pages(path, params):
+            read += len(page)
             for post in page:
                 ident = self._id(post, "post")
                 newest = max(newest, int(ident))
                 event = self._post_event(post, ident)
                 if event is not None:
                     events.append(event)
-        return events, _mark(newest)
+        return events, _mark(newest), read
 
     def _post_event(self, post: dict[str, Any], ident: str) -> Event | None:
         references: dict[str, str] = {}

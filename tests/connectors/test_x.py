@@ -462,3 +462,23 @@ def test_recorded_times_parse() -> None:
     assert legacy.isoformat() == "2021-01-06T18:40:40+00:00"
     with pytest.raises(ValueError):
         parse_x_time("2022-10-26T17:24:21")
+
+
+async def test_reaching_xs_history_limits_is_logged_and_counted(
+    fake_x: FakeX,
+    x_settings: Settings,
+    session: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """800 mentions read, or a DM backfill past 30 days: a warning and a missed item each."""
+    for minute in range(801):
+        fake_x.customer_mention(SHOP, str(10_000 + minute), NOW - timedelta(minutes=minute + 1))
+    connector = XConnector(x_settings(backfill_since=NOW - timedelta(days=60)), session)
+    connector.clock = lambda: NOW
+    result = await connector.fetch_since({})
+    assert result.missed == 2
+    assert "800 mentions read" in caplog.text
+    assert "direct messages older than 30 days cannot be read" in caplog.text
+    assert len([e for e in result.events if e.channel == "mention"]) == 800
+    again = await connector.fetch_since(result.cursor)
+    assert again.missed == 0
