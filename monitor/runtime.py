@@ -92,6 +92,8 @@ class Runtime:
         self._settings: dict[str, ConnectorSettings] = {}
         # account -> fingerprint of the secrets that were refused
         self._refused: dict[str, str] = {}
+        # Held while figures and alerts are refreshed, so stopping waits for a round to end.
+        self._refresh_lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Take the store, build the connectors, start polling and serving."""
@@ -368,6 +370,10 @@ class Runtime:
             self.scheduler.modify_job(name, next_run_time=self.clock())
 
     async def _refresh_figures(self) -> None:
+        async with self._refresh_lock:
+            await self._refresh_figures_now()
+
+    async def _refresh_figures_now(self) -> None:
         try:
             await asyncio.to_thread(self.figures.refresh)
         except Exception:
@@ -464,6 +470,8 @@ class Runtime:
             # No new polls; let the running ones finish (and store) before shutting down,
             # so nothing is cancelled halfway.
             self.scheduler.pause()
+            async with self._refresh_lock:
+                pass  # a refresh round in progress finishes instead of being cancelled
             for coordinator in self.coordinators.values():
                 async with coordinator.idle():
                     await coordinator.connector.aclose()

@@ -122,7 +122,7 @@ async def test_cursor_holds_the_newest_ids_and_polls_read_only_what_is_new(
     reply = fake_x.business_reply(SHOP, ask, at(20))
     dm = fake_x.direct_message("7", SHOP, at(10))
     first = await shop.fetch_since({})
-    assert first.cursor == {"mention": ask, "own_post": reply, "dm": dm}
+    assert first.cursor == {"mention": ask, "own_post": reply, "dm": dm, "dm_reach_checked": "1"}
     assert all("start_time=" in path for path in fake_x.requests if "/users/" in path)
     fake_x.requests.clear()
     assert (await shop.fetch_since(first.cursor)).events == ()
@@ -132,7 +132,12 @@ async def test_cursor_holds_the_newest_ids_and_polls_read_only_what_is_new(
     new_dm = fake_x.direct_message(SHOP, "7", at(4))
     third = await shop.fetch_since(first.cursor)
     assert {e.message_id for e in third.events} == {new_ask, new_dm}
-    assert third.cursor == {"mention": new_ask, "own_post": reply, "dm": new_dm}
+    assert third.cursor == {
+        "mention": new_ask,
+        "own_post": reply,
+        "dm": new_dm,
+        "dm_reach_checked": "1",
+    }
 
 
 async def test_backfill_starts_at_backfill_since(fake_x: FakeX, shop: XConnector) -> None:
