@@ -12,7 +12,6 @@ from monitor.config import Config
 from monitor.context import AppContext
 from monitor.summary.data import WeekSummary, parse_week, summarise_week
 from monitor.summary.locale import get_locale
-from monitor.summary.render import render_html, render_markdown, render_pdf
 
 __all__ = ["FORMATS", "add_arguments", "render", "run_summary", "select_accounts"]
 
@@ -58,6 +57,10 @@ def select_accounts(config: Config, accounts: Sequence[str], group: str | None) 
 
 def render(summary: WeekSummary, fmt: str, locale_code: str) -> bytes:
     """The summary in one format, as bytes ready to write or attach."""
+    # Imported here: matplotlib and WeasyPrint take half a second, and every other command
+    # (and every restart of `run`) would pay for it.
+    from monitor.summary.render import render_html, render_markdown, render_pdf
+
     locale = get_locale(locale_code)
     if fmt == "pdf":
         return render_pdf(summary, locale)

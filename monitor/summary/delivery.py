@@ -29,7 +29,6 @@ from monitor.models import SummarySend
 from monitor.summary.command import select_accounts
 from monitor.summary.data import IsoWeek, WeekSummary, summarise_week
 from monitor.summary.locale import get_locale
-from monitor.summary.render import advice_text, render_html, render_pdf
 
 __all__ = ["SENDS", "SendReport", "SummaryMailer", "due_week"]
 
@@ -136,6 +135,8 @@ class SummaryMailer:
             return summarise_week(connection, self.accounts, week, self.clock(), names)
 
     async def _mail(self, summary: WeekSummary, recipient: RecipientModel) -> None:
+        from monitor.summary.render import advice_text, render_html, render_pdf  # heavy: lazily
+
         settings = self.settings
         locale = get_locale(recipient.locale or settings.locale)
         rendered = render_html(summary, locale, images="cid")
@@ -169,6 +170,8 @@ class SummaryMailer:
     async def _digest(
         self, session: aiohttp.ClientSession, receiver: AlertReceiver, summary: WeekSummary
     ) -> None:
+        from monitor.summary.render import advice_text  # heavy: lazily
+
         locale = get_locale(self.settings.locale)
         lines = [f"{locale.text('title')}: {summary.week}"]
         for account in summary.accounts:
