@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench bench-ingest bench-poll bench-scrape bench-summary clean
+
+.PHONY: demo test check fuzz bench bench-ingest bench-poll bench-scrape bench-summary clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,10 @@ bench-scrape: $(STAMP)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+# 100,000 cases per intake parser (CI runs 2,000).
+fuzz: $(STAMP)
+	REPLYWATCH_FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest -q tests/reliability/test_fuzz_intake.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

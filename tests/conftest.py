@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -91,3 +93,23 @@ def store_url(request: pytest.FixtureRequest) -> str:
     """Each test using this runs once on SQLite and once on PostgreSQL."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return str(request.getfixturevalue(name))
+
+
+# The test suite's fake secrets are recognisable: "TEST-"/"TEST_" tokens, "SECRET" in capitals,
+# "-TOKEN-". None may ever reach a log line, in any test (issue 8: secrets never leak).
+_SECRET_SHAPES = re.compile(r"TEST[-_][A-Za-z]|[A-Za-z0-9]SECRET|SECRET[-_A-Za-z]|-TOKEN-")
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_any_log(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail any test whose code logged something shaped like one of the suite's secrets."""
+    caplog.set_level(logging.INFO)
+    yield
+    for record in caplog.get_records("call") + caplog.get_records("teardown"):
+        if record.name == "aiohttp.access":
+            continue  # the fake platforms' own request lines (Telegram has tokens in paths)
+        text_ = record.getMessage() + (record.exc_text or "")
+        if record.exc_info and record.exc_info[1] is not None:
+            text_ += repr(record.exc_info[1])
+        leaked = _SECRET_SHAPES.search(text_)
+        assert leaked is None, f"a log line carries a secret: {record.name}: {text_[:300]}"
