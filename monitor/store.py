@@ -56,7 +56,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers (the exporter, the CLI) work while the poller writes.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     # Bulk ingest touches three indexes per row; a 64 MB page cache keeps them in memory.
     cursor.execute("PRAGMA cache_size=-65536")
@@ -77,7 +76,9 @@ def choose_database(command_line: str | None, configured: str | None) -> str:
     )
 
 
-def open_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
+def open_engine(
+    url: str | None = None, *, migrate: bool = True, sqlite_busy_seconds: float = 30.0
+) -> Engine:
     """Create the engine for ``url`` (see :func:`choose_database`) and migrate it."""
     raw = choose_database(url, None)
     target = normalise_url(raw)
@@ -92,7 +93,9 @@ def open_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
             parent = Path(database).expanduser().parent
             if not parent.exists():
                 raise StoreError(f"folder {parent} for the SQLite database does not exist")
-        kwargs["connect_args"] = {"timeout": 30}
+        # How long a write waits for another process's lock before the poll fails (and is
+        # retried with backoff, its cursor unmoved). The driver sets SQLite's busy timeout.
+        kwargs["connect_args"] = {"timeout": sqlite_busy_seconds}
     elif parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = True
     try:
