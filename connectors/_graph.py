@@ -29,7 +29,7 @@ from connectors.errors import (
     ConnectorResponseError,
 )
 
-__all__ = ["GraphClient", "parse_graph_time", "usage_fraction"]
+__all__ = ["GraphClient", "epoch_time", "parse_graph_time", "usage_fraction"]
 
 log = logging.getLogger("connectors.graph")
 
@@ -49,13 +49,22 @@ AUTH_SUBCODES = {
 USAGE_HEADERS = ("X-App-Usage", "X-Business-Use-Case-Usage", "X-Page-Usage")
 
 
+def epoch_time(seconds: float) -> datetime:
+    """Unix seconds as an aware UTC datetime; ValueError (not OSError) when out of range."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        # Found by fuzzing: 10**20 ms made the webhook answer 500 (OSError: value too large).
+        raise ValueError(f"time {seconds!r} is out of range") from None
+
+
 def parse_graph_time(value: object) -> datetime:
     """Parse Graph times: ISO 8601 with ``+0000``, or epoch seconds (or milliseconds)."""
     if isinstance(value, bool):
         raise ValueError("a boolean is not a time")
     if isinstance(value, int | float):
         seconds = float(value) / 1000 if value > 1e11 else float(value)
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        return epoch_time(seconds)
     if isinstance(value, str) and value:
         if value.isdigit():
             return parse_graph_time(int(value))

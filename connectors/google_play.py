@@ -67,7 +67,10 @@ def parse_play_time(value: object) -> datetime:
         raise ValueError("a Play time has bad nanos")
     whole = int(seconds)  # int64 as a string; ValueError when it is not a number
     # Nanoseconds are cut to microseconds, which can only make a time earlier.
-    return datetime.fromtimestamp(whole, tz=UTC) + timedelta(microseconds=nanos // 1000)
+    try:
+        return datetime.fromtimestamp(whole, tz=UTC) + timedelta(microseconds=nanos // 1000)
+    except (OverflowError, OSError):
+        raise ValueError(f"a Play time {whole} is out of range") from None
 
 
 @dataclass(frozen=True, slots=True)

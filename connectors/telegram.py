@@ -82,7 +82,10 @@ def parse_telegram_time(value: object) -> datetime:
     """Telegram times are Unix seconds (integers)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TelegramPayloadError(f"a time is {type(value).__name__}, not Unix seconds")
-    return datetime.fromtimestamp(value, tz=UTC)
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise TelegramPayloadError(f"time {value} is out of range") from None
 
 
 def business_thread(connection_id: str, chat_id: str) -> str:

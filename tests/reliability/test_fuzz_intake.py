@@ -304,3 +304,38 @@ def test_fuzz_budget_is_stated() -> None:
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     assert "REPLYWATCH_FUZZ_EXAMPLES=100000" in makefile
     assert EXAMPLES >= 2000
+
+
+def test_absurd_times_are_bad_input_not_a_crash() -> None:
+    """Found by `make fuzz`: a signed webhook with timestamp 10**20 ms answered 500."""
+    meta = {
+        "object": "page",
+        "entry": [
+            {
+                "id": "100",
+                "time": 1,
+                "messaging": [
+                    {
+                        "sender": {"id": "5"},
+                        "recipient": {"id": "100"},
+                        "timestamp": 10**20,
+                        "message": {"mid": "m_1"},
+                    }
+                ],
+            }
+        ],
+    }
+    with pytest.raises(WebhookPayloadError, match="timestamp"):
+        parse_meta_webhook(json.dumps(meta).encode(), ACCOUNTS)
+    update = {
+        "update_id": 1,
+        "business_message": {
+            "message_id": 1,
+            "date": 10**20,
+            "chat": {"id": 5, "type": "private"},
+            "from": {"id": 5, "is_bot": False, "first_name": "A"},
+            "business_connection_id": "BC1",
+        },
+    }
+    with pytest.raises(TelegramPayloadError):
+        parse_update(json.dumps(update).encode(), "shop-tg", {"BC1": "51"})
