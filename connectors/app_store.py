@@ -28,7 +28,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from yarl import URL
 
+from connectors._reviews import ReviewWindow, reviews_since
 from connectors.base import AuthorRole, ConnectorSettings, Event, FetchResult
 from connectors.errors import (
     ConnectorAuthError,
@@ -64,8 +65,6 @@ TOKEN_LIFETIME = 15 * 60
 TOKEN_REFRESH_MARGIN = 2 * 60
 PAGE_LIMIT = "200"
 # Reviews can surface a little after their createdDate; re-reading an hour costs one page.
-OVERLAP = timedelta(hours=1)
-DEFAULT_REPLY_LOOKBACK_DAYS = 30
 # Apple sends no Retry-After. A 429 with quota left is a burst (forum reports): a minute is
 # enough. With the rolling hour used up, wait a poll interval for old calls to age out.
 BURST_WAIT = 60.0
@@ -228,7 +227,7 @@ class AppStoreConnector:
                 f"{self.where}: missing setting {missing.args[0]}"
             ) from None
         self.base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.lookback = _lookback(settings, self.where)
+        self.window = ReviewWindow(settings, self.where)
         self.quota_used: float | None = None
         self._key: ec.EllipticCurvePrivateKey | None = None
         self._token: str | None = None
@@ -271,44 +270,11 @@ class AppStoreConnector:
         """Reviews and responses since ``cursor``; an empty cursor backfills."""
         self.quota_used = None
         now = datetime.fromtimestamp(self.clock(), UTC)
-        since = self._lower_bound(cursor, now)
-        reviews: list[_Review] = []
-        async for page in self._pages():
-            reviews += [r for r in page if r.created >= since]
-            if any(r.created < since for r in page):
-                break  # newest first: everything further is older still
+        reviews = await reviews_since(self._pages(), self.window.lower_bound(cursor, now))
         events = [event for review in reviews for event in self._events(review)]
         return FetchResult(
-            tuple(events), self._next_cursor(cursor, reviews, now), 0, self.quota_used
+            tuple(events), self.window.next_cursor(cursor, reviews, now), 0, self.quota_used
         )
-
-    def _lower_bound(self, cursor: Mapping[str, str], now: datetime) -> datetime:
-        backfill = self.settings.backfill_since
-        mark = _cursor_time(cursor, "review")
-        if mark is None:
-            return backfill
-        since = max(mark - OVERLAP, backfill - OVERLAP)
-        open_since = _cursor_time(cursor, "open_since")
-        if open_since is not None:
-            since = min(since, max(open_since, now - self.lookback))
-        return since
-
-    def _next_cursor(
-        self, cursor: Mapping[str, str], reviews: list[_Review], now: datetime
-    ) -> dict[str, str]:
-        new = dict(cursor)
-        marks = [r.created for r in reviews]
-        previous = _cursor_time(cursor, "review")
-        if previous is not None:
-            marks.append(previous)
-        new["review"] = max(marks, default=self.settings.backfill_since).isoformat()
-        horizon = now - self.lookback
-        waiting = [r.created for r in reviews if r.replied_at is None and r.created >= horizon]
-        if waiting:
-            new["open_since"] = min(waiting).isoformat()
-        else:
-            new.pop("open_since", None)
-        return new
 
     def _events(self, review: _Review) -> list[Event]:
         events = [self._event(review, review.id, "customer", review.created, review.rating)]
@@ -440,33 +406,6 @@ class AppStoreConnector:
         if status == 404:
             return ConnectorResponseError(f"{label}: app {self.app_id} not found")
         return ConnectorResponseError(f"{label}: request refused")
-
-
-def _lookback(settings: ConnectorSettings, where: str) -> timedelta:
-    raw = settings.options.get("reply_lookback_days")
-    if raw is None:
-        return timedelta(days=DEFAULT_REPLY_LOOKBACK_DAYS)
-    try:
-        days = float(raw)
-    except ValueError:
-        days = -1.0
-    if not 0 <= days <= 3650:
-        # One account's typo must not stop the monitor: say so once and use the default.
-        log.warning(
-            "%s: options.reply_lookback_days %r is not 0-3650 days; using %d",
-            where,
-            raw,
-            DEFAULT_REPLY_LOOKBACK_DAYS,
-        )
-        days = DEFAULT_REPLY_LOOKBACK_DAYS
-    return timedelta(days=days)
-
-
-def _cursor_time(cursor: Mapping[str, str], key: str) -> datetime | None:
-    try:
-        return _parse_time(cursor.get(key))
-    except ValueError:
-        return None
 
 
 def _error_code(body: object) -> str | None:

@@ -30,12 +30,13 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
+from connectors._reviews import ReviewWindow, reviews_since
 from connectors.base import AuthorRole, ConnectorSettings, Event, FetchResult
 from connectors.errors import (
     ConnectorAuthError,
@@ -59,8 +60,6 @@ DEFAULT_BASE_URL = "https://api.trustpilot.com"
 # (window seconds, calls allowed in any such window): developers.trustpilot.com/rate-limiting.
 DEFAULT_LIMITS: tuple[tuple[float, int], ...] = ((300.0, 833), (3600.0, 10_000))
 PER_PAGE = 100  # the documented maximum
-OVERLAP = timedelta(hours=1)
-DEFAULT_REPLY_LOOKBACK_DAYS = 30
 # The 429 body and headers are UNCONFIRMED; without a Retry-After, wait out the short window.
 DEFAULT_RATE_LIMIT_WAIT = 300.0
 MAX_EMPTY_PAGES = 5
@@ -234,7 +233,7 @@ class TrustpilotConnector:
             ) from None
         self.budget = budget if budget is not None else _shared_budget(self._api_key)
         self.base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.lookback = _lookback(settings, self.where)
+        self.window = ReviewWindow(settings, self.where)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(account={self.settings.account!r})"
@@ -245,44 +244,11 @@ class TrustpilotConnector:
     async def fetch_since(self, cursor: Mapping[str, str]) -> FetchResult:
         """Reviews and replies since ``cursor``; an empty cursor backfills."""
         now = datetime.fromtimestamp(self.clock(), UTC)
-        since = self._lower_bound(cursor, now)
-        reviews: list[_Review] = []
-        async for page in self._pages():
-            reviews += [r for r in page if r.created >= since]
-            if any(r.created < since for r in page):
-                break  # newest first: everything further is older still
+        reviews = await reviews_since(self._pages(), self.window.lower_bound(cursor, now))
         events = [event for review in reviews for event in self._events(review)]
         return FetchResult(
-            tuple(events), self._next_cursor(cursor, reviews, now), 0, self.budget.used()
+            tuple(events), self.window.next_cursor(cursor, reviews, now), 0, self.budget.used()
         )
-
-    def _lower_bound(self, cursor: Mapping[str, str], now: datetime) -> datetime:
-        backfill = self.settings.backfill_since
-        mark = _cursor_time(cursor, "review")
-        if mark is None:
-            return backfill
-        since = max(mark - OVERLAP, backfill - OVERLAP)
-        open_since = _cursor_time(cursor, "open_since")
-        if open_since is not None:
-            since = min(since, max(open_since, now - self.lookback))
-        return since
-
-    def _next_cursor(
-        self, cursor: Mapping[str, str], reviews: list[_Review], now: datetime
-    ) -> dict[str, str]:
-        new = dict(cursor)
-        marks = [r.created for r in reviews]
-        previous = _cursor_time(cursor, "review")
-        if previous is not None:
-            marks.append(previous)
-        new["review"] = max(marks, default=self.settings.backfill_since).isoformat()
-        horizon = now - self.lookback
-        waiting = [r.created for r in reviews if r.replied_at is None and r.created >= horizon]
-        if waiting:
-            new["open_since"] = min(waiting).isoformat()
-        else:
-            new.pop("open_since", None)
-        return new
 
     def _events(self, review: _Review) -> list[Event]:
         events = [self._event(review, review.id, "customer", review.created, review.stars)]
@@ -403,33 +369,6 @@ class TrustpilotConnector:
                 f"{label}: business unit {self.business_unit_id} not found"
             )
         return ConnectorResponseError(f"{label}: request refused")
-
-
-def _lookback(settings: ConnectorSettings, where: str) -> timedelta:
-    raw = settings.options.get("reply_lookback_days")
-    if raw is None:
-        return timedelta(days=DEFAULT_REPLY_LOOKBACK_DAYS)
-    try:
-        days = float(raw)
-    except ValueError:
-        days = -1.0
-    if not 0 <= days <= 3650:
-        # One account's typo must not stop the monitor: say so once and use the default.
-        log.warning(
-            "%s: options.reply_lookback_days %r is not 0-3650 days; using %d",
-            where,
-            raw,
-            DEFAULT_REPLY_LOOKBACK_DAYS,
-        )
-        days = DEFAULT_REPLY_LOOKBACK_DAYS
-    return timedelta(days=days)
-
-
-def _cursor_time(cursor: Mapping[str, str], key: str) -> datetime | None:
-    try:
-        return _parse_time(cursor.get(key))
-    except ValueError:
-        return None
 
 
 def _seconds(value: str | None) -> float | None:

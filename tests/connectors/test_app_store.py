@@ -248,7 +248,7 @@ async def test_a_bad_lookback_option_falls_back_to_the_default(
     """A typo in reply_lookback_days is logged once and the default (30 days) is used."""
     with caplog.at_level(logging.WARNING):
         connector = build(options={"reply_lookback_days": "a month"})
-    assert connector.lookback == timedelta(days=30)
+    assert connector.window.lookback == timedelta(days=30)
     assert any("reply_lookback_days" in r.getMessage() for r in caplog.records)
 
 
