@@ -26,6 +26,8 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
+from connectors.fakes._switches import Failure, FailureSwitches
+
 __all__ = ["FAILURE_KINDS", "FakeAppStore", "error_body"]
 
 AUDIENCE = "appstoreconnect-v1"
@@ -80,15 +82,6 @@ class _Review:
 
 
 @dataclass
-class Failure:
-    """One queued failure: what to do, how many more times, and its details."""
-
-    kind: str
-    times: int
-    options: dict[str, Any]
-
-
-@dataclass
 class _App:
     id: str
     reviews: list[_Review] = field(default_factory=list)
@@ -107,8 +100,10 @@ def _decode_cursor(value: str) -> int | None:
     return int(number) if kind == "pos" and number.isdigit() else None
 
 
-class FakeAppStore:
+class FakeAppStore(FailureSwitches):
     """The fake App Store Connect API: apps, reviews, responses and failure switches."""
+
+    failure_kinds = FAILURE_KINDS
 
     def __init__(
         self,
@@ -181,28 +176,6 @@ class FakeAppStore:
         raise KeyError(f"no review {review_id}")
 
     # -- switches ---------------------------------------------------------------------------
-
-    def fail_next(self, kind: str, times: int = 1, **options: Any) -> None:
-        """Make the next ``times`` review requests fail as ``kind`` (see FAILURE_KINDS)."""
-        if kind not in FAILURE_KINDS:
-            raise ValueError(f"unknown failure {kind!r}")
-        self.failures.append(Failure(kind, times, options))
-
-    def _take_failure(self) -> Failure | None:
-        if not self.failures:
-            return None
-        failure = self.failures[0]
-        failure.times -= 1
-        if failure.times <= 0:
-            self.failures.popleft()
-        return failure
-
-    def release_slow(self) -> None:
-        """Let hanging ('slow') requests finish."""
-        self._release.set()
-
-    async def _on_shutdown(self, _app: web.Application) -> None:
-        self._release.set()
 
     # -- auth and limits --------------------------------------------------------------------
 

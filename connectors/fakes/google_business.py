@@ -29,6 +29,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from connectors.fakes._switches import Failure, FailureSwitches
+
 __all__ = ["FAILURE_KINDS", "Failure", "FakeGoogleApi", "FakeGoogleBusiness", "google_time"]
 
 FAILURE_KINDS = frozenset({
@@ -67,17 +69,16 @@ def _aware(at: datetime) -> datetime:
     return at.astimezone(UTC)
 
 
-@dataclass
-class Failure:
-    """One queued failure: what to do, how many more times, and its details."""
+class FakeGoogleApi(FailureSwitches):
+    """What the Google fakes share: a clock, token checks, page tokens and failure switches.
 
-    kind: str
-    times: int
-    options: dict[str, Any]
+    ``fail_next`` options: ``server_error`` takes ``status`` (500 or 503) and ``html``;
+    ``rate_limited`` takes ``retry_after``; ``missing_fields`` takes ``field`` (commas for
+    several); ``recorded`` takes ``body``, ``status`` and ``headers``. aiohttp retries an
+    idempotent request once after a connection reset, so ``reset`` needs ``times=2``.
+    """
 
-
-class FakeGoogleApi:
-    """What the Google fakes share: a clock, token checks, page tokens and failure switches."""
+    failure_kinds = FAILURE_KINDS
 
     service: ClassVar[str] = "googleapis.com"
 
@@ -95,34 +96,6 @@ class FakeGoogleApi:
     def advance(self, delta: timedelta) -> None:
         """Move the fake's clock (it dates responses and, for Play, the 7-day window)."""
         self.now += delta
-
-    def fail_next(self, kind: str, times: int = 1, **options: Any) -> None:
-        """Make the next ``times`` data requests fail as ``kind`` (see ``FAILURE_KINDS``).
-
-        Options: ``server_error`` takes ``status`` (500 or 503) and ``html``; ``rate_limited``
-        takes ``retry_after``; ``missing_fields`` takes ``field`` (commas for several);
-        ``recorded`` takes ``body``, ``status`` and ``headers``. aiohttp retries an idempotent
-        request once after a connection reset, so ``reset`` needs ``times=2`` to reach a client.
-        """
-        if kind not in FAILURE_KINDS:
-            raise ValueError(f"unknown failure {kind!r}")
-        self.failures.append(Failure(kind, times, options))
-
-    def release_slow(self) -> None:
-        """Let hanging ('slow') requests finish."""
-        self._release.set()
-
-    async def _on_shutdown(self, _app: web.Application) -> None:
-        self._release.set()
-
-    def _take_failure(self) -> Failure | None:
-        if not self.failures:
-            return None
-        failure = self.failures[0]
-        failure.times -= 1
-        if failure.times <= 0:
-            self.failures.popleft()
-        return failure
 
     # -- responses -----------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
+from connectors.fakes._switches import Failure, FailureSwitches
+
 __all__ = ["Failure", "FakeMeta"]
 
 MESSAGE_DETAIL_LIMIT = 20
@@ -33,15 +35,6 @@ FAILURE_KINDS = frozenset({
     "malformed", "truncated", "html", "missing_data", "empty_page_with_next",
     "invalid_cursor", "recorded",
 })  # fmt: skip
-
-
-@dataclass
-class Failure:
-    """One queued failure: what to do, how many more times, and its details."""
-
-    kind: str
-    count: int
-    options: dict[str, Any]
 
 
 @dataclass
@@ -95,8 +88,10 @@ def _decode_cursor(value: str) -> int | None:
     return int(number) if kind == "idx" and number.isdigit() else None
 
 
-class FakeMeta:
+class FakeMeta(FailureSwitches):
     """The fake Graph API: state, routes and switches."""
+
+    failure_kinds = FAILURE_KINDS
 
     def __init__(self, *, app_call_limit: int = 5000, usage_headers: bool = True) -> None:
         self.owners: dict[str, _Owner] = {}
@@ -198,28 +193,6 @@ class FakeMeta:
         raise KeyError(f"no comment {comment_id}")
 
     # -- switches ------------------------------------------------------------------------
-
-    def fail_next(self, kind: str, count: int = 1, **options: Any) -> None:
-        """Make the next ``count`` data requests fail as ``kind`` (see FAILURE_KINDS)."""
-        if kind not in FAILURE_KINDS:
-            raise ValueError(f"unknown failure {kind!r}")
-        self.failures.append(Failure(kind, count, options))
-
-    def _take_failure(self) -> Failure | None:
-        if not self.failures:
-            return None
-        failure = self.failures[0]
-        failure.count -= 1
-        if failure.count <= 0:
-            self.failures.popleft()
-        return failure
-
-    async def _on_shutdown(self, _app: web.Application) -> None:
-        self._release.set()
-
-    def release_slow(self) -> None:
-        """Let hanging ('slow') requests finish."""
-        self._release.set()
 
     # -- HTTP ----------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ from typing import Any
 
 from aiohttp import web
 
+from connectors.fakes._switches import Failure
+
 __all__ = ["FAILURE_KINDS", "Failure", "FakeTelegram"]
 
 RETENTION = timedelta(hours=24)
@@ -60,15 +62,6 @@ CONFLICT_WEBHOOK = (
     "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to "
     "delete the webhook first"
 )
-
-
-@dataclass
-class Failure:
-    """One queued failure: what to do, how many more times, and its details."""
-
-    kind: str
-    times: int
-    options: dict[str, Any]
 
 
 @dataclass

@@ -25,6 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
+from connectors.fakes._switches import Failure, FailureSwitches
+
 __all__ = ["DEFAULT_LIMITS", "FAILURE_KINDS", "FakeTrustpilot"]
 
 DEFAULT_LIMITS: tuple[tuple[float, int], ...] = ((300.0, 833), (3600.0, 10_000))
@@ -61,17 +63,10 @@ class _BusinessUnit:
     reviews: list[_Review] = field(default_factory=list)
 
 
-@dataclass
-class Failure:
-    """One queued failure: what to do, how many more times, and its details."""
-
-    kind: str
-    times: int
-    options: dict[str, Any]
-
-
-class FakeTrustpilot:
+class FakeTrustpilot(FailureSwitches):
     """The fake Trustpilot API: business units, reviews, replies, limits and switches."""
+
+    failure_kinds = FAILURE_KINDS
 
     def __init__(
         self,
@@ -133,28 +128,6 @@ class FakeTrustpilot:
         raise KeyError(f"no review {review_id}")
 
     # -- switches ---------------------------------------------------------------------------
-
-    def fail_next(self, kind: str, times: int = 1, **options: Any) -> None:
-        """Make the next ``times`` review requests fail as ``kind`` (see FAILURE_KINDS)."""
-        if kind not in FAILURE_KINDS:
-            raise ValueError(f"unknown failure {kind!r}")
-        self.failures.append(Failure(kind, times, options))
-
-    def _take_failure(self) -> Failure | None:
-        if not self.failures:
-            return None
-        failure = self.failures[0]
-        failure.times -= 1
-        if failure.times <= 0:
-            self.failures.popleft()
-        return failure
-
-    def release_slow(self) -> None:
-        """Let hanging ('slow') requests finish."""
-        self._release.set()
-
-    async def _on_shutdown(self, _app: web.Application) -> None:
-        self._release.set()
 
     # -- limits -----------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.fakes.meta import Failure
+from connectors.fakes._switches import Failure, FailureSwitches
 
 __all__ = ["DEFAULT_LIMITS", "FakeX"]
 
@@ -125,8 +125,10 @@ def _invalid(detail: str) -> _Refusal:
     )
 
 
-class FakeX:
+class FakeX(FailureSwitches):
     """The fake X API v2: state, routes and switches."""
+
+    failure_kinds = FAILURE_KINDS
 
     def __init__(
         self,
@@ -250,28 +252,6 @@ class FakeX:
         return ident
 
     # -- switches ------------------------------------------------------------------------
-
-    def fail_next(self, kind: str, count: int = 1, **options: Any) -> None:
-        """Make the next ``count`` data requests fail as ``kind`` (see FAILURE_KINDS)."""
-        if kind not in FAILURE_KINDS:
-            raise ValueError(f"unknown failure {kind!r}")
-        self.failures.append(Failure(kind, count, options))
-
-    def _take_failure(self) -> Failure | None:
-        if not self.failures:
-            return None
-        failure = self.failures[0]
-        failure.count -= 1
-        if failure.count <= 0:
-            self.failures.popleft()
-        return failure
-
-    async def _on_shutdown(self, _app: web.Application) -> None:
-        self._release.set()
-
-    def release_slow(self) -> None:
-        """Let hanging ('slow') requests finish."""
-        self._release.set()
 
     # -- HTTP ----------------------------------------------------------------------------
 
