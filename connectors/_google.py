@@ -33,6 +33,7 @@ from typing import Any
 
 import aiohttp
 
+from connectors.base import ConnectorSettings
 from connectors.errors import (
     ConnectorAuthError,
     ConnectorConnectionError,
@@ -41,7 +42,16 @@ from connectors.errors import (
     ConnectorResponseError,
 )
 
-__all__ = ["GoogleClient", "GooglePage", "ReplyMemory", "parse_rfc3339"]
+__all__ = ["GoogleClient", "GooglePage", "ReplyMemory", "current_token", "parse_rfc3339"]
+
+
+def current_token(settings: ConnectorSettings, platform: str) -> str:
+    """The access token as the secrets say now (a refreshed token file takes effect)."""
+    token = settings.secrets.get("access_token")
+    if not token:
+        raise ConnectorAuthError(f"{platform}/{settings.account}: no access token")
+    return token
+
 
 RATE_STATUSES = frozenset({"RESOURCE_EXHAUSTED"})
 # Older Google APIs signal quota with a 403 and one of these reasons instead of a 429.

@@ -32,9 +32,9 @@ from typing import Any, ClassVar, Literal
 
 import aiohttp
 
-from connectors._google import GoogleClient, ReplyMemory, parse_rfc3339
+from connectors._google import GoogleClient, ReplyMemory, current_token, parse_rfc3339
 from connectors.base import ConnectorSettings, Event, FetchResult
-from connectors.errors import ConnectorAuthError, ConnectorResponseError
+from connectors.errors import ConnectorResponseError
 
 __all__ = ["STAR_RATINGS", "GoogleBusinessConnector"]
 
@@ -99,19 +99,13 @@ class GoogleBusinessConnector:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(account={self.settings.account!r})"
 
-    def _token(self) -> str:
-        token = self.settings.secrets.get("access_token")
-        if not token:
-            raise ConnectorAuthError(f"{self.platform}/{self.settings.account}: no access token")
-        return token
-
     async def aclose(self) -> None:
         """The HTTP session is shared and owned by the caller; nothing to release."""
 
     async def fetch_since(self, cursor: Mapping[str, str]) -> FetchResult:
         """Reviews and replies updated since ``cursor``; an empty cursor backfills."""
         # Read at every poll: a mapping that re-reads a refreshed token file takes effect.
-        self.client.access_token = self._token()
+        self.client.access_token = current_token(self.settings, self.platform)
         mark = _mark(cursor.get("mark"))
         floor = self.settings.backfill_since if mark is None else mark - OVERLAP
         oldest_open = _mark(cursor.get("open"))
