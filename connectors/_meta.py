@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import aiohttp
 
 from connectors._graph import GraphClient, parse_graph_time
-from connectors.base import ConnectorSettings, Event, FetchResult
+from connectors.base import ConnectorSettings, Event, FetchResult, comment_thread, dm_thread
 from connectors.errors import ConnectorResponseError
 
 __all__ = ["DEFAULT_GRAPH_VERSION", "MetaConnector", "MetaFlavour", "comment_thread", "dm_thread"]
@@ -41,16 +41,6 @@ log = logging.getLogger("connectors.meta")
 DEFAULT_GRAPH_VERSION = "v21.0"
 OVERLAP = timedelta(minutes=5)
 MESSAGE_DETAIL_LIMIT = 20
-
-
-def dm_thread(customer_id: str) -> str:
-    """The thread of a direct-message conversation with one customer."""
-    return f"dm/{customer_id}"
-
-
-def comment_thread(top_comment_id: str, customer_id: str) -> str:
-    """The thread of one customer's comments in one comment tree."""
-    return f"{top_comment_id}/{customer_id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,8 @@ __all__ = [
     "ConnectorSettings",
     "Event",
     "FetchResult",
+    "comment_thread",
+    "dm_thread",
 ]
 
 AuthorRole = Literal["customer", "business", "automated"]
@@ -28,6 +30,16 @@ Channel = Literal["dm", "comment", "mention", "review"]
 
 AUTHOR_ROLES: tuple[AuthorRole, ...] = ("customer", "business", "automated")
 CHANNELS: tuple[Channel, ...] = ("dm", "comment", "mention", "review")
+
+
+def dm_thread(customer_id: str) -> str:
+    """The thread of a direct-message conversation with one customer (every platform)."""
+    return f"dm/{customer_id}"
+
+
+def comment_thread(top_comment_id: str, customer_id: str) -> str:
+    """The thread of one customer's comments (or mentions) in one conversation tree."""
+    return f"{top_comment_id}/{customer_id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors._graph import parse_graph_time
-from connectors._meta import comment_thread, dm_thread
-from connectors.base import Event
+from connectors.base import Event, comment_thread, dm_thread
 
 __all__ = [
     "WebhookBatch",

@@ -44,8 +44,7 @@ from typing import Any, ClassVar
 import aiohttp
 from multidict import CIMultiDict
 
-from connectors._meta import comment_thread, dm_thread
-from connectors.base import ConnectorSettings, Event, FetchResult
+from connectors.base import ConnectorSettings, Event, FetchResult, comment_thread, dm_thread
 from connectors.errors import (
     ConnectorAuthError,
     ConnectorConnectionError,

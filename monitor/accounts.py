@@ -19,7 +19,7 @@ from monitor.hours import BusinessCalendar
 from monitor.models import Account
 from monitor.profiles import Profile, WaitRule
 
-__all__ = ["AccountDirectory", "AccountPolicy", "policy_for"]
+__all__ = ["AccountDirectory", "AccountPolicy", "account_names", "policy_for"]
 
 _ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
 
@@ -47,6 +47,12 @@ class AccountPolicy:
         if self.calendar is not None:
             parts.append(f"hours={self.calendar.fingerprint()}")
         return ";".join(parts)
+
+
+def account_names(connection: Connection) -> dict[int, tuple[str, str]]:
+    """Every stored account: id -> (platform, name)."""
+    rows = connection.execute(select(_ACCOUNTS.c.id, _ACCOUNTS.c.platform, _ACCOUNTS.c.name))
+    return {int(ident): (platform, name) for ident, platform, name in rows}
 
 
 def policy_for(config: Config, name: str) -> AccountPolicy:

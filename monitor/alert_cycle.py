@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import aiohttp
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
-from monitor.accounts import AccountDirectory, AccountPolicy
+from monitor.accounts import AccountDirectory, AccountPolicy, account_names
 from monitor.alert_outbox import DeliveryReport, Outbox, enqueue
 from monitor.alert_receivers import AlertmanagerReceiver, AlertReceiver, DeliveryError
 from monitor.conversation_alerts import AlertChange, firing_alerts, update_conversation_alerts
@@ -76,12 +76,7 @@ class AlertCycle:
 
     def _step(self, now: datetime) -> tuple[list[Decision], list[AlertChange]]:
         with self.engine.begin() as connection:
-            who = {
-                int(ident): (platform, name)
-                for ident, platform, name in connection.execute(
-                    select(_ACCOUNTS.c.id, _ACCOUNTS.c.platform, _ACCOUNTS.c.name)
-                )
-            }
+            who = account_names(connection)
             cache: dict[int, AccountPolicy] = {}
 
             def policy(account_id: int) -> AccountPolicy:
@@ -107,13 +102,7 @@ class AlertCycle:
 
         def read() -> list[AlertChange]:
             with self.engine.connect() as connection:
-                who = {
-                    int(i): (p, n)
-                    for i, p, n in connection.execute(
-                        select(_ACCOUNTS.c.id, _ACCOUNTS.c.platform, _ACCOUNTS.c.name)
-                    )
-                }
-                return firing_alerts(connection, who, now)
+                return firing_alerts(connection, account_names(connection), now)
 
         firing = await asyncio.to_thread(read)
         for manager in managers:

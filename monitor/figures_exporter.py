@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 from sqlalchemy import Engine, select
 
-from monitor.accounts import AccountDirectory
+from monitor.accounts import AccountDirectory, account_names
 from monitor.figures import Figures
 from monitor.ingest import WAITS
 from monitor.models import Account
@@ -116,12 +116,7 @@ class FiguresSnapshot(Collector):
             by_tier = account_stats(connection, self.accounts, as_of=now, by="tier")
             rows += [(r, r.group or "all", "all") for r in by_channel]
             rows += [(r, "all", r.group or "all") for r in by_tier]
-            who: dict[int, tuple[str, str]] = {
-                int(ident): (platform, name)
-                for ident, platform, name in connection.execute(
-                    select(_ACCOUNTS.c.id, _ACCOUNTS.c.platform, _ACCOUNTS.c.name)
-                )
-            }
+            who = account_names(connection)
             result = connection.execute(
                 select(WAITS.c.account_id, WAITS.c.channel, WAITS.c.opened_at).where(
                     WAITS.c.closed_at.is_(None)
