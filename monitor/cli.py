@@ -28,7 +28,7 @@ from monitor.instance_lock import InstanceLockError
 from monitor.report_formats import render
 from monitor.secrets import SecretError
 from monitor.stats import account_stats
-from monitor.store import StoreError, current_revision, head_revision, redact_url
+from monitor.store import StoreError, current_revision, head_revision, open_engine, redact_url
 from monitor.summary.command import SummaryUsageError, run_summary
 from monitor.summary.command import add_arguments as add_summary_arguments
 
@@ -139,6 +139,53 @@ def _parser() -> argparse.ArgumentParser:
         "listen, then 127.0.0.1:9874)",
     )
     run.set_defaults(handler=_run)
+
+    worker = commands.add_parser(
+        "worker",
+        help="poll a share of the accounts, beside other workers on one PostgreSQL database",
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=50, help="polls this worker runs at once (50)"
+    )
+    worker.add_argument(
+        "--tick",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how often due accounts "
+        "are handed out (5; every worker of a cluster should use the same)",
+    )
+    worker.add_argument(
+        "--stalled-after",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="a worker silent this long is taken for dead and its polls go to others (30)",
+    )
+    worker.add_argument(
+        "--heartbeat", type=float, default=5.0, metavar="SECONDS", help="heartbeat interval (5)"
+    )
+    worker.add_argument(
+        "--hold",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a handed-out account waits for its poll before it is handed out again (60)",
+    )
+    worker.add_argument(
+        "--poll-log", metavar="FILE", help="append one JSON line per poll job to FILE"
+    )
+    worker.set_defaults(handler=_worker)
+
+    serve = commands.add_parser(
+        "serve", help="serve /metrics and the webhooks for a cluster of workers (replicable)"
+    )
+    serve.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="where to listen (default: the config's listen, then 127.0.0.1:9874)",
+    )
+    serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser("demo", help="run the product against simulated platforms")
     demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9874")
@@ -299,6 +346,108 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         asyncio.run(main_loop())
     except InstanceLockError as error:
         raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    finally:
+        context.close()
+    return EXIT_OK
+
+
+def _cluster_context(args: argparse.Namespace, command: str) -> AppContext:
+    if not (args.config or default_config_path()):
+        raise UsageError(f"{command} needs a config: use --config FILE or set REPLYWATCH_CONFIG")
+    context = AppContext.open(args.config, args.database)
+    if context.engine.dialect.name != "postgresql":
+        context.close()
+        raise UsageError(
+            f"{command} shares the work through PostgreSQL: pass --database postgresql://... "
+            "(for one process on SQLite, use `replywatch run`)"
+        )
+    return context
+
+
+def _worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from datetime import timedelta
+
+    from monitor.cluster.worker import ClusterWorker, WorkerSettings
+    from monitor.run_command import stop_on_signals
+
+    for option in ("concurrency", "tick", "stalled_after", "heartbeat", "hold"):
+        if getattr(args, option) <= 0:
+            raise UsageError(f"--{option.replace('_', '-')} must be above zero")
+    if args.stalled_after <= args.heartbeat:
+        raise UsageError("--stalled-after must be longer than --heartbeat")
+    context = _cluster_context(args, "worker")
+    # Writes of a worker that froze mid-transaction must not block the others for long.
+    context.engine.dispose()
+    context.engine = open_engine(
+        context.engine.url.render_as_string(hide_password=False),
+        migrate=False,
+        idle_transaction_seconds=args.stalled_after,
+    )
+    if not args.verbose:
+        # procrastinate logs every job at INFO: thousands a minute.
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    settings = WorkerSettings(
+        concurrency=args.concurrency,
+        tick_seconds=args.tick,
+        stalled_after=args.stalled_after,
+        heartbeat_seconds=args.heartbeat,
+        hold=timedelta(seconds=args.hold),
+        poll_log=Path(args.poll_log) if args.poll_log else None,
+    )
+    worker = ClusterWorker(context, settings)
+
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        print(
+            f"replywatch worker {worker.name}: sharing {len(context.config.accounts)} "
+            "account(s) with the other workers on this database",
+            file=out,
+            flush=True,
+        )
+        await worker.run(stop)
+        print("worker stopped", file=out, flush=True)
+
+    try:
+        asyncio.run(main_loop())
+    finally:
+        context.close()
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from monitor.app import parse_listen
+    from monitor.run_command import stop_on_signals
+    from monitor.runtime import Runtime
+
+    context = _cluster_context(args, "serve")
+    try:
+        host, port = parse_listen(args.listen or context.config.listen)
+    except ValueError as error:
+        context.close()
+        raise UsageError(str(error)) from None
+    runtime = Runtime(context, host=host, port=port, serve_only=True)
+
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        await runtime.start()
+        print(
+            f"replywatch serve: {runtime.address} (/healthz, /metrics, /hooks/*)",
+            file=out,
+            flush=True,
+        )
+        try:
+            await runtime.figures_ready.wait()
+            print("figures ready", file=out, flush=True)
+            await stop.wait()
+        finally:
+            await runtime.stop()
+
+    try:
+        asyncio.run(main_loop())
     except OSError as error:
         raise UsageError(f"cannot listen on {host}:{port}: {error.strerror}") from None
     finally:

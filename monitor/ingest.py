@@ -16,7 +16,7 @@ statements per batch does not grow with the number of accounts or threads.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,13 +31,23 @@ from monitor.rawsql import RawSql
 from monitor.recent import RecentlyStored, stored_time
 from monitor.waits import BusinessClock, ThreadEvent, derive_waits
 
-__all__ = ["EVENTS", "WAITS", "CursorUpdate", "IngestResult", "Ingestor", "rederive_account"]
+__all__ = [
+    "EVENTS",
+    "WAITS",
+    "CursorUpdate",
+    "IngestResult",
+    "Ingestor",
+    "lock_accounts",
+    "rederive_account",
+]
 
 EVENTS = StoredEvent.__table__  # type: ignore[attr-defined]
 WAITS = StoredWait.__table__  # type: ignore[attr-defined]
 CURSORS = Cursor.__table__  # type: ignore[attr-defined]
 
 _EXCERPT = 140
+# The first key of the per-account advisory locks ("rp"); the second is the account id.
+_ACCOUNT_LOCK_SPACE = 0x7270
 _EVENT_COLUMNS = (
     "account_id", "channel", "thread_id", "message_id", "author_role", "created_at",
     "first_seen_at", "rating", "text_excerpt", "thread_url",
@@ -124,8 +134,14 @@ class Ingestor:
         cursor: CursorUpdate | None = None,
         cursors: Sequence[CursorUpdate] = (),
         seen_at: datetime | None = None,
+        guard: Callable[[Connection], None] | None = None,
     ) -> IngestResult:
-        """Store events and the cursors of the polls that fetched them, atomically."""
+        """Store events and the cursors of the polls that fetched them, atomically.
+
+        ``guard`` runs first inside the transaction (after the account locks) and may raise
+        to store nothing: the several-worker mode checks there that its poll still owns the
+        account.
+        """
         seen_at = seen_at or datetime.now(UTC)
         updates = [*([cursor] if cursor is not None else []), *cursors]
         recent = self.recent
@@ -137,7 +153,7 @@ class Ingestor:
             return IngestResult(len(events), 0, len(events), 0, 0)
         try:
             with self.engine.begin() as connection:
-                result = self._ingest(connection, events, updates, seen_at)
+                result = self._ingest(connection, events, updates, seen_at, guard)
         except Exception:
             # Account ids created inside a rolled-back transaction no longer exist.
             self.accounts.forget()
@@ -154,11 +170,16 @@ class Ingestor:
         events: Sequence[Event],
         updates: Sequence[CursorUpdate],
         seen_at: datetime,
+        guard: Callable[[Connection], None] | None = None,
     ) -> IngestResult:
         keys = {(e.platform, e.account) for e in events}
         keys.update((platform, account) for platform, account, _value in updates)
         ids = self.accounts.ensure(connection, keys)
         sql = RawSql(connection)
+        if not sql.sqlite:
+            lock_accounts(sql, ids.values())
+        if guard is not None:
+            guard(connection)
         batch = _unique(events, ids, seen_at)
         rows = self._rows(batch, seen_at, sql)
         stored = threads = waits = 0
@@ -214,6 +235,18 @@ class Ingestor:
             "updated_at = excluded.updated_at",
             (account_id, text, sql.time(now)),
         )
+
+
+def lock_accounts(sql: RawSql, account_ids: Iterable[int]) -> None:
+    """Serialise writers of the same accounts until the transaction ends (PostgreSQL).
+
+    Several processes may write one account at once (a poll worker and a webhook replica);
+    a thread's waits are re-derived from what the transaction reads, so two writers of one
+    thread must take turns or both would insert its waits. Locks are taken in id order, so
+    two batches never wait for each other in a circle.
+    """
+    for account_id in sorted(set(account_ids)):
+        sql.run("SELECT pg_advisory_xact_lock(%s, %s)", (_ACCOUNT_LOCK_SPACE, account_id))
 
 
 _UPSERT = (
@@ -353,6 +386,8 @@ def rederive_account(
 ) -> int:
     """Rebuild every wait of one account (after its profile or hours changed)."""
     sql = RawSql(connection)
+    if not sql.sqlite:
+        lock_accounts(sql, [account_id])
     _prepare_temp_tables(sql)
     for table in ("rw_touched", "rw_old"):
         sql.run(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 __all__ = ["InstanceLock", "InstanceLockError"]
 
@@ -31,6 +32,7 @@ class InstanceLock:
         self.engine = engine
         self._file: IO[str] | None = None
         self._connection: Connection | None = None
+        self._advisory = False
 
     def acquire(self) -> None:
         """Take the lock or raise InstanceLockError naming the store."""
@@ -74,6 +76,27 @@ class InstanceLock:
                 "stop it first, or point this one at another --database"
             )
         self._connection = connection
+        self._advisory = True
+
+    def verify(self) -> None:
+        """Take the lock again if PostgreSQL lost the session holding it (a restart).
+
+        Raises InstanceLockError when another monitor took it meanwhile, and the database's
+        own error while the server is still away (try again later).
+        """
+        if not self._advisory:
+            return
+        if self._connection is not None:
+            try:
+                self._connection.execute(text("SELECT 1"))
+                self._connection.commit()
+                return
+            except DBAPIError:
+                # The session is gone, and the lock with it.
+                self._connection.invalidate()
+                self._connection.close()
+                self._connection = None
+        self._lock_advisory()
 
     def release(self) -> None:
         """Give the lock back (also happens when the process dies)."""
@@ -84,3 +107,4 @@ class InstanceLock:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        self._advisory = False

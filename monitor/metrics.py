@@ -23,9 +23,16 @@ WEBHOOK_OUTCOMES = ("accepted", "bad_signature", "too_large", "malformed", "igno
 class Metrics:
     """The connector-health and intake metrics, registered on one registry."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        poll_registry: CollectorRegistry | None = None,
+    ) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
+        # ``replywatch serve`` exports the poll families of the whole cluster from the
+        # database instead: it passes a registry nobody renders for this process's own.
+        r = poll_registry or self.registry
         self.polls = Counter(
             f"{PREFIX}_polls", "Polls by outcome.", ["platform", "account", "outcome"], registry=r
         )
@@ -54,7 +61,7 @@ class Metrics:
             f"{PREFIX}_events_stored",
             "Events that were new or moved earlier, by source.",
             ["platform", "account", "source"],
-            registry=r,
+            registry=self.registry,
         )
         self.missed = Counter(
             f"{PREFIX}_connector_missed_items",
@@ -93,7 +100,7 @@ class Metrics:
                 f"{PREFIX}_target_{kind}",
                 text,
                 ["platform", "account"],
-                registry=r,
+                registry=self.registry,
             )
             for kind, text in (
                 ("warn_after_seconds", "Open-wait age at which a warning is raised."),
@@ -108,12 +115,12 @@ class Metrics:
             f"{PREFIX}_alert_deliveries",
             "Per-conversation alert deliveries by result (failed ones are retried).",
             ["result"],
-            registry=r,
+            registry=self.registry,
         )
         self.alert_outbox_pending = Gauge(
             f"{PREFIX}_alert_outbox_pending",
             "Alert notifications stored but not yet delivered.",
-            registry=r,
+            registry=self.registry,
         )
         for result in ("delivered", "failed"):
             self.alert_deliveries.labels(result)
@@ -121,7 +128,7 @@ class Metrics:
             f"{PREFIX}_summary_sends",
             "Weekly summaries (mails and chat digests) by result; failed ones are retried.",
             ["result"],
-            registry=r,
+            registry=self.registry,
         )
         for result in ("sent", "failed"):
             self.summary_sends.labels(result)
@@ -131,7 +138,7 @@ class Metrics:
             f"{PREFIX}_webhook_deliveries",
             "Webhook deliveries by outcome.",
             ["platform", "outcome"],
-            registry=r,
+            registry=self.registry,
         )
 
     def prepare_account(

@@ -29,6 +29,8 @@ __all__ = [
     "AlertDelivery",
     "ConversationAlert",
     "Cursor",
+    "PollCount",
+    "PollState",
     "StoredEvent",
     "StoredWait",
     "SummarySend",
@@ -229,6 +231,41 @@ class SummarySend(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=500)
+
+
+class PollState(SQLModel, table=True):
+    """When an account is polled next and how its polling stands, shared by all workers.
+
+    Only the several-worker mode (``replywatch worker``) uses it. ``lease`` is the id of the
+    poll job that owns the account right now: a poll stores its events only while it still
+    holds the lease, so a worker that froze and lost its job cannot write after its successor.
+    """
+
+    __tablename__ = "poll_state"
+    __table_args__ = (Index("ix_poll_state_next_poll", "next_poll_at"),)
+
+    account_id: int = Field(foreign_key="accounts.id", primary_key=True)
+    next_poll_at: datetime = Field(sa_type=UTCDateTime)
+    state: str = Field(default="starting", max_length=16)
+    failures: int = 0
+    lease: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    last_poll_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_duration_seconds: float | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    quota_used: float | None = None
+    events_stored: int = 0
+    missed_items: int = 0
+
+
+class PollCount(SQLModel, table=True):
+    """How many polls of an account ended with each outcome, over every worker."""
+
+    __tablename__ = "poll_counts"
+
+    account_id: int = Field(foreign_key="accounts.id", primary_key=True)
+    outcome: str = Field(max_length=16, primary_key=True)
+    polls: int = 0
 
 
 metadata = SQLModel.metadata

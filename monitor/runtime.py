@@ -22,14 +22,17 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from connectors import CONNECTORS
-from connectors.base import Connector, ConnectorSettings, Event, FetchResult
+from connectors.base import ConnectorSettings, Event, FetchResult
 from monitor.alert_cycle import AlertCycle
 from monitor.alert_receivers import AlertReceiver, build_receivers
 from monitor.app import build_app
+from monitor.cluster.poll_health import ClusterPollHealth
 from monitor.config import AccountConfig
+from monitor.connector_factory import Unavailable, build_connector
 from monitor.context import AppContext
 from monitor.coordinator import PollCoordinator, PollOutcome, PollRecord, decode_cursor
 from monitor.events_hook import EventsHook
@@ -37,11 +40,11 @@ from monitor.exposition import ExpositionCache
 from monitor.figures_exporter import FiguresSnapshot
 from monitor.group_commit import GroupCommit
 from monitor.ingest import CURSORS, Ingestor
-from monitor.instance_lock import InstanceLock
+from monitor.instance_lock import InstanceLock, InstanceLockError
 from monitor.metrics import Metrics
 from monitor.models import Account
 from monitor.recent import RecentlyStored
-from monitor.secrets import LiveSecrets, SecretError
+from monitor.secrets import LiveSecrets
 from monitor.summary.delivery import SummaryMailer
 from monitor.webhooks import MetaWebhook, TelegramWebhook
 
@@ -68,6 +71,10 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     # None: the receivers the config names (tests pass their own).
     receivers: list[AlertReceiver] | None = None
+    # ``replywatch serve``: webhooks and /metrics only, beside ``replywatch worker``
+    # processes that poll, decide outcomes and alert; figures and poll health come from
+    # the shared database, so every replica serves the same numbers.
+    serve_only: bool = False
 
     coordinators: dict[str, PollCoordinator] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
@@ -80,8 +87,18 @@ class Runtime:
             self.context.engine,
             self.context.accounts,
             keep_text=self.context.config.store_excerpts,
-            recent=RecentlyStored(),
+            # Only a process that is the store's single writer may skip what it stored.
+            recent=None if self.serve_only else RecentlyStored(),
         )
+        self.poll_health: ClusterPollHealth | None = None
+        if self.serve_only:
+            self.metrics = Metrics(poll_registry=CollectorRegistry())
+            intervals = {
+                a.name: a.poll_interval.total_seconds()
+                for a in self.context.config.accounts.values()
+            }
+            self.poll_health = ClusterPollHealth(self.context.engine, intervals)
+            self.metrics.registry.register(self.poll_health)
         self._cursors: dict[str, Mapping[str, str]] = {}
         self._write_lock = asyncio.Lock()
         self._writes = GroupCommit(self.ingestor, self._write_lock, self.clock)
@@ -94,10 +111,15 @@ class Runtime:
         self._refused: dict[str, str] = {}
         # Held while figures and alerts are refreshed, so stopping waits for a round to end.
         self._refresh_lock = asyncio.Lock()
+        # Set once the first figures refresh has ended: /metrics then has the window figures.
+        self.figures_ready = asyncio.Event()
+        # Why this monitor stopped working: another one took the store (see InstanceLock).
+        self.lost_lock: str | None = None
 
     async def start(self) -> None:
         """Take the store, build the connectors, start polling and serving."""
-        self._lock.acquire()
+        if not self.serve_only:
+            self._lock.acquire()
         try:
             await self._start()
         except BaseException:
@@ -116,11 +138,11 @@ class Runtime:
         now = self.clock()
         for account in self.context.config.accounts.values():
             self.metrics.set_targets(account.platform, account.name, account.profile)
-            if account.source == "poll":
+            if account.source == "poll" and not self.serve_only:
                 self._add_account(account, now)
         receivers = self.receivers
         if receivers is None:
-            receivers = build_receivers(self.context.config)
+            receivers = [] if self.serve_only else build_receivers(self.context.config)
         self.alerts = AlertCycle(self.context.engine, self.context.accounts, receivers, self.clock)
         await asyncio.to_thread(self.alerts.load)
         self.figures = FiguresSnapshot(
@@ -144,6 +166,8 @@ class Runtime:
             coalesce=True,
             max_instances=1,
         )
+        if self.serve_only:
+            return await self._serve()
         self._schedule_summaries(receivers)
         # Paused accounts resume by themselves once their token is replaced (file or env).
         self.scheduler.add_job(
@@ -158,6 +182,9 @@ class Runtime:
             # Spread first polls so a restart does not hit every platform in the same second.
             offset = self.first_poll_spread * index / max(1, len(self.coordinators))
             self._schedule(coordinator, now + timedelta(seconds=offset))
+        await self._serve()
+
+    async def _serve(self) -> None:
         app = build_app(self.exposition.handle, self.health, self._webhook_routes())
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -207,33 +234,19 @@ class Runtime:
             self.metrics.record_summary_sends(report.sent, report.failed)
 
     def _add_account(self, account: AccountConfig, now: datetime) -> None:
-        connector_class = CONNECTORS.get(account.platform)
-        if connector_class is None:
-            self.unavailable[account.name] = f"no connector for {account.platform} yet"
-            log.warning(
-                "account %s: no connector for %s yet; only imported or pushed events are counted",
-                account.name,
-                account.platform,
-            )
-            return
-        try:
-            secrets = self.context.config.live_secrets(account.name)
-        except SecretError as err:
-            self.unavailable[account.name] = f"credentials unavailable: {err}"
-            log.error("account %s is not polled: %s", account.name, err)
-            return
         assert self._session is not None
-        settings = ConnectorSettings(
-            account=account.name,
-            ids=account.ids,
-            secrets=secrets,
-            channels=account.channels,
-            backfill_since=now - self.context.config.backfill,
+        built = build_connector(
+            self.context.config,
+            account,
+            self._session,
+            now=now,
             base_url=self.base_url_for(account),
-            options=account.options,
             request_timeout=self.request_timeout,
         )
-        connector: Connector = connector_class(settings, self._session)  # type: ignore[call-arg]
+        if isinstance(built, Unavailable):
+            self.unavailable[account.name] = built.reason
+            return
+        connector, settings = built
         self._settings[account.name] = settings
         self.metrics.prepare_account(
             account.platform, account.name, account.poll_interval.total_seconds()
@@ -372,12 +385,22 @@ class Runtime:
     async def _refresh_figures(self) -> None:
         async with self._refresh_lock:
             await self._refresh_figures_now()
+        self.figures_ready.set()
 
     async def _refresh_figures_now(self) -> None:
+        if not self.serve_only and not await self._still_the_only_monitor():
+            return
         try:
+            if self.poll_health is not None:
+                # The workers decide outcomes and poll: read their counts from the store.
+                await asyncio.to_thread(self.alerts.load)
+                await asyncio.to_thread(self.poll_health.refresh)
             await asyncio.to_thread(self.figures.refresh)
         except Exception:
             log.exception("could not refresh the window figures; /metrics keeps the last ones")
+        if self.serve_only:
+            await self._render_if_due()
+            return
         assert self._session is not None
         try:
             report = await self.alerts.run(self._session, self._write_lock)
@@ -386,6 +409,25 @@ class Runtime:
             return
         if report is not None:
             self.metrics.record_alert_deliveries(report)
+        await self._render_if_due()
+
+    async def _still_the_only_monitor(self) -> bool:
+        # PostgreSQL drops the lock with the session (a server restart): take it again, and
+        # stop working if another monitor took it meanwhile, or alerts would go out twice.
+        if self.lost_lock is not None:
+            return False
+        try:
+            await asyncio.to_thread(self._lock.verify)
+        except InstanceLockError as err:
+            self.lost_lock = str(err)
+            log.critical("this monitor stops polling and alerting: %s", err)
+            self.scheduler.pause()
+            return False
+        except Exception as err:
+            log.warning("could not check the monitor lock (%s); trying again", type(err).__name__)
+        return True
+
+    async def _render_if_due(self) -> None:
         if self.exposition.background_due():
             # Large deployments: render here, in the background, not in the scrape.
             await asyncio.to_thread(self.exposition.refresh)
@@ -452,7 +494,11 @@ class Runtime:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Whether the scheduler runs, and each account's polling state."""
-        running = bool(self.scheduler.running)
+        running = bool(self.scheduler.running) and self.lost_lock is None
+        if self.lost_lock is not None:
+            return False, {"status": "stopped", "reason": self.lost_lock}
+        if self.serve_only:
+            return running, {"status": "ok" if running else "stopped", "role": "serve"}
         accounts: dict[str, Any] = {
             name: coordinator.describe() for name, coordinator in self.coordinators.items()
         }

@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -27,6 +27,8 @@ __all__ = [
 
 DEFAULT_DATABASE_URL = "sqlite:///replywatch.db"
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# Advisory lock key held while migrating ("rwmigr").
+_MIGRATION_LOCK = 0x72776D696772
 
 
 class StoreError(Exception):
@@ -77,9 +79,17 @@ def choose_database(command_line: str | None, configured: str | None) -> str:
 
 
 def open_engine(
-    url: str | None = None, *, migrate: bool = True, sqlite_busy_seconds: float = 30.0
+    url: str | None = None,
+    *,
+    migrate: bool = True,
+    sqlite_busy_seconds: float = 30.0,
+    idle_transaction_seconds: float | None = None,
 ) -> Engine:
-    """Create the engine for ``url`` (see :func:`choose_database`) and migrate it."""
+    """Create the engine for ``url`` (see :func:`choose_database`) and migrate it.
+
+    ``idle_transaction_seconds`` (PostgreSQL): the server ends a session that sits idle
+    inside a transaction this long, so a frozen worker cannot keep its row locks.
+    """
     raw = choose_database(url, None)
     target = normalise_url(raw)
     try:
@@ -98,6 +108,10 @@ def open_engine(
         kwargs["connect_args"] = {"timeout": sqlite_busy_seconds}
     elif parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = True
+        if idle_transaction_seconds is not None:
+            milliseconds = max(1, round(idle_transaction_seconds * 1000))
+            options = f"-c idle_in_transaction_session_timeout={milliseconds}"
+            kwargs["connect_args"] = {"options": options}
     try:
         engine = create_engine(target, **kwargs)
     except (ArgumentError, ModuleNotFoundError) as err:
@@ -124,6 +138,10 @@ def upgrade(engine: Engine) -> None:
     """Apply every migration not yet applied (a no-op when already at head)."""
     config = _alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Several workers may start together on one database: one migrates, the others
+            # wait for it here and then find the schema at head.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         if current_revision(connection) == head_revision():
             return
         config.attributes["connection"] = connection

@@ -1,0 +1,262 @@
+"""Benchmark: polls per second and CPU per poll for 1, 2 and 3 workers on 10,000 accounts.
+
+Run with ``make bench-cluster`` (``.venv/bin/python bench/cluster.py``); it needs the local
+PostgreSQL (a fresh database per mode, dropped afterwards).
+
+1. The fake Graph API runs in its own process (``bench/fake_graph_server.py``) with 10,000
+   Pages and customers writing to them.
+2. Every account is due every 20 s: 500 polls a second, more than this machine can make, so
+   the rate measured is what the processes can do, not what was asked.
+3. For each mode, on a fresh database: start it, wait until every account had its first
+   poll (the 7-day backfill is not a steady-state cost), then count the polls made over the
+   measuring window and the CPU seconds spent: by the replywatch processes (``/proc``) and by
+   the whole machine (``/proc/stat``: PostgreSQL and the fake included).
+4. The baseline, measured in the same run: ``replywatch run``, one process with APScheduler
+   and no queue, on the same PostgreSQL and the same fake. The ratio of a worker mode's CPU
+   per poll to the baseline's is the cost of coordinating through procrastinate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.fake_graph_server import page_id, token
+from bench.poll import cpu_times, polls_made
+
+ADMIN_URL = os.environ.get(
+    "REPLYWATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+INTERVAL = 20
+
+
+@dataclass
+class Result:
+    """One mode's measurement."""
+
+    mode: str
+    polls: int
+    seconds: float
+    process_cpu: float
+    machine_cpu: float
+
+    @property
+    def rate(self) -> float:
+        """Polls per second."""
+        return self.polls / self.seconds
+
+    @property
+    def cpu_per_poll(self) -> float:
+        """CPU milliseconds of the replywatch processes per poll."""
+        return self.process_cpu / self.polls * 1000
+
+    @property
+    def machine_per_poll(self) -> float:
+        """CPU milliseconds of the whole machine per poll."""
+        return self.machine_cpu / self.polls * 1000
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the machine spent not idle since boot (all cores)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def write_config(folder: Path, url: str, accounts: int) -> Path:
+    """One Facebook account per fake Page, due every INTERVAL seconds."""
+    parts = ['[replywatch]\nbackfill = "7d"\n']
+    for index in range(accounts):
+        parts.append(
+            f'[[accounts]]\nname = "page-{index}"\nplatform = "facebook"\n'
+            f'ids = {{ page_id = "{page_id(index)}" }}\nchannels = ["dm"]\n'
+            f'poll_interval = "{INTERVAL}s"\nbase_url = "{url}"\n'
+            f'secrets = {{ access_token = "env:BENCH_TOKEN_{index}" }}\n'
+        )
+    path = folder / "cluster.toml"
+    path.write_text("\n".join(parts))
+    return path
+
+
+class Database:
+    """A fresh PostgreSQL database for one mode."""
+
+    def __init__(self) -> None:
+        self.name = f"replywatch_bench_{uuid.uuid4().hex[:8]}"
+        self.admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{self.name}"'))
+        self.url = ADMIN_URL.rsplit("/", 1)[0] + f"/{self.name}"
+        self.engine = create_engine(self.url)
+
+    def scalar(self, query: str) -> int:
+        """One number from the database (0 when the table does not exist yet)."""
+        try:
+            with self.engine.connect() as connection:
+                return int(connection.execute(text(query)).scalar() or 0)
+        except Exception:
+            return 0
+
+    def drop(self) -> None:
+        """Drop the database."""
+        self.engine.dispose()
+        with self.admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+async def start(
+    config: Path, database: str, command: Sequence[str], env: dict[str, str]
+) -> asyncio.subprocess.Process:
+    """A replywatch process, its output discarded."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor.cli",
+        "--config",
+        str(config),
+        "--database",
+        database,
+        *command,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+    )
+
+
+async def measure_workers(
+    workers: int, config: Path, accounts: int, seconds: float, env: dict[str, str]
+) -> Result:
+    """Start ``workers`` workers on a fresh database and measure their steady state."""
+    database = Database()
+    processes = [
+        await start(config, database.url, ["worker", "--concurrency", "100"], env)
+        for _ in range(workers)
+    ]
+    try:
+        first_round = "SELECT COUNT(*) FROM poll_state WHERE last_poll_at IS NOT NULL"
+        while database.scalar(first_round) < accounts:
+            await asyncio.sleep(1)
+        count = "SELECT COALESCE(SUM(polls), 0) FROM poll_counts"
+        polls_before, machine_before = database.scalar(count), machine_busy_seconds()
+        cpu_before = sum(sum(cpu_times(p.pid)) for p in processes)
+        started = time.monotonic()
+        await asyncio.sleep(seconds)
+        elapsed = time.monotonic() - started
+        polls = database.scalar(count) - polls_before
+        cpu = sum(sum(cpu_times(p.pid)) for p in processes) - cpu_before
+        machine = machine_busy_seconds() - machine_before
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            await process.wait()
+        database.drop()
+    return Result(f"{workers} worker(s)", polls, elapsed, cpu, machine)
+
+
+async def measure_single(config: Path, seconds: float, env: dict[str, str]) -> Result:
+    """The baseline: ``replywatch run`` on a fresh PostgreSQL database."""
+    database = Database()
+    process = await start(config, database.url, ["run", "--listen", "127.0.0.1:0"], env)
+    assert process.stdout is not None
+    try:
+        address, line = "", ""
+        while "backfill finished" not in line:
+            line = (await asyncio.wait_for(process.stdout.readline(), 900)).decode()
+            if "serving" in line:
+                address = line.split("serving ")[1].split(" ")[0]
+        drain = asyncio.create_task(process.stdout.read())
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{address}/metrics") as reply:
+                polls_before = polls_made(await reply.text())
+            machine_before, cpu_before = machine_busy_seconds(), sum(cpu_times(process.pid))
+            started = time.monotonic()
+            await asyncio.sleep(seconds)
+            elapsed = time.monotonic() - started
+            cpu = sum(cpu_times(process.pid)) - cpu_before
+            machine = machine_busy_seconds() - machine_before
+            async with session.get(f"{address}/metrics") as reply:
+                polls = polls_made(await reply.text()) - polls_before
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
+        drain.cancel()
+        database.drop()
+    return Result("replywatch run (baseline)", polls, elapsed, cpu, machine)
+
+
+async def run(accounts: int, seconds: float, modes: Sequence[int], folder: Path) -> int:
+    """Measure the baseline and every worker count; print the table."""
+    root = Path(__file__).resolve().parent.parent
+    fake = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.fake_graph_server",
+        "--accounts",
+        str(accounts),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=root,
+    )
+    assert fake.stdout is not None
+    port = int((await asyncio.wait_for(fake.stdout.readline(), 300)).split()[1])
+    config = write_config(folder, f"http://127.0.0.1:{port}", accounts)
+    env = {**os.environ, **{f"BENCH_TOKEN_{i}": token(i) for i in range(accounts)}}
+    try:
+        print(
+            f"{accounts} accounts, each due every {INTERVAL} s; {seconds:g} s per mode", flush=True
+        )
+        results = [await measure_single(config, seconds, env)]
+        print(f"  measured {results[-1].mode}", flush=True)
+        for workers in modes:
+            results.append(await measure_workers(workers, config, accounts, seconds, env))
+            print(f"  measured {results[-1].mode}", flush=True)
+    finally:
+        fake.send_signal(signal.SIGTERM)
+        await fake.wait()
+    baseline = results[0]
+    print(
+        f"\n{'mode':<28}{'polls/s':>10}{'CPU ms/poll':>14}{'vs run':>9}"
+        f"{'machine ms/poll':>18}{'vs run':>9}"
+    )
+    for result in results:
+        print(
+            f"{result.mode:<28}{result.rate:>10.1f}{result.cpu_per_poll:>14.2f}"
+            f"{result.cpu_per_poll / baseline.cpu_per_poll:>9.2f}"
+            f"{result.machine_per_poll:>18.2f}"
+            f"{result.machine_per_poll / baseline.machine_per_poll:>9.2f}"
+        )
+    print(
+        "\nCPU ms/poll: the replywatch processes only; machine ms/poll: every process, "
+        "PostgreSQL and the fake included (this machine has "
+        f"{os.cpu_count()} cores, shared by all of them)."
+    )
+    return 0
+
+
+def main() -> int:
+    """Parse the options and run in a temporary folder."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=60.0, help="measuring window per mode")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="replywatch-cluster-") as folder:
+        return asyncio.run(run(args.accounts, args.seconds, args.workers, Path(folder)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The shared ``poll_state`` table: when each account is due, and which poll job owns it.
+
+Times that order polls against each other come from the database's clock (``now()``), so
+workers on machines whose clocks disagree still agree on what happened first. A poll job
+takes the account's *lease* (its job id) when it starts; the events it fetched are stored,
+and its outcome recorded, only while it still holds it. That is what keeps a worker that
+froze, lost its job to the stall check and woke up later from writing after its successor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, Engine, func, select, update
+
+from monitor.coordinator import AccountState, PollOutcome, PollRecord
+from monitor.dialect_insert import insert_for
+from monitor.models import PollCount, PollState
+
+__all__ = [
+    "POLL_COUNTS",
+    "POLL_STATE",
+    "Claim",
+    "LeaseLost",
+    "check_lease",
+    "claim",
+    "enroll",
+    "finish",
+    "take_due",
+]
+
+POLL_STATE = PollState.__table__  # type: ignore[attr-defined]
+POLL_COUNTS = PollCount.__table__  # type: ignore[attr-defined]
+
+# A token that was refused is tried again this often (each worker reads its own secrets).
+AUTH_RETRY = timedelta(minutes=5)
+
+
+class LeaseLost(Exception):
+    """Another poll job owns the account now; this poll must store nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a poll job learns when it takes an account: the polling state so far."""
+
+    state: AccountState
+    failures: int
+    last_success: datetime | None
+
+
+def enroll(
+    engine: Engine, account_ids: Sequence[int], first_poll_at: datetime, spread: float
+) -> None:
+    """Give every polled account a row; first polls are spread over ``spread`` seconds."""
+    if not account_ids:
+        return
+    step = spread / len(account_ids)
+    rows = [
+        {
+            "account_id": ident,
+            "next_poll_at": first_poll_at + timedelta(seconds=step * index),
+            "state": AccountState.STARTING.value,
+            "failures": 0,
+            "events_stored": 0,
+            "missed_items": 0,
+        }
+        for index, ident in enumerate(account_ids)
+    ]
+    with engine.begin() as connection:
+        connection.execute(insert_for(connection, POLL_STATE).on_conflict_do_nothing(), rows)
+
+
+def take_due(
+    engine: Engine, account_ids: Sequence[int], hold: timedelta
+) -> tuple[list[int], datetime]:
+    """The due accounts among ``account_ids``, held for ``hold`` so no other tick takes them.
+
+    Returns them with the database's time of the take, which their poll jobs carry.
+    """
+    s = POLL_STATE.c
+    with engine.begin() as connection:
+        now = _db_now(connection)
+        rows = connection.execute(
+            update(POLL_STATE)
+            .where(s.next_poll_at <= now, s.account_id.in_(account_ids))
+            .values(next_poll_at=now + hold)
+            .returning(s.account_id)
+        )
+        due = sorted(int(row[0]) for row in rows)
+    return due, now
+
+
+def claim(
+    engine: Engine, account_id: int, job_id: int, deferred_at: datetime, hold: timedelta
+) -> Claim | None:
+    """Take the account's lease for ``job_id``; None when a poll finished after the defer.
+
+    A job deferred while an earlier poll was still running waits for that poll (the
+    per-account lock) and then has nothing to do.
+    """
+    s = POLL_STATE.c
+    with engine.begin() as connection:
+        now = _db_now(connection)
+        row = connection.execute(
+            update(POLL_STATE)
+            .where(
+                s.account_id == account_id,
+                (s.last_poll_at.is_(None)) | (s.last_poll_at < deferred_at),
+            )
+            .values(lease=job_id, next_poll_at=now + hold)
+            .returning(s.state, s.failures, s.last_success_at)
+        ).first()
+    if row is None:
+        return None
+    return Claim(AccountState(row[0]), int(row[1]), row[2])
+
+
+def check_lease(connection: Connection, account_id: int, job_id: int) -> None:
+    """Raise LeaseLost unless ``job_id`` owns the account; locks the row until commit."""
+    owner = connection.execute(
+        select(POLL_STATE.c.lease).where(POLL_STATE.c.account_id == account_id).with_for_update()
+    ).scalar_one_or_none()
+    if owner != job_id:
+        raise LeaseLost(f"poll job {job_id} no longer owns account {account_id}")
+
+
+def finish(
+    engine: Engine,
+    account_id: int,
+    job_id: int,
+    record: PollRecord,
+    *,
+    failures: int,
+    error: str | None,
+) -> bool:
+    """Record a poll's outcome and when to poll next; False when the lease was lost."""
+    s = POLL_STATE.c
+    success = record.outcome is PollOutcome.SUCCESS
+    with engine.begin() as connection:
+        now = _db_now(connection)
+        next_poll_at = record.next_poll_at or now + AUTH_RETRY
+        changed = connection.execute(
+            update(POLL_STATE)
+            .where(s.account_id == account_id, s.lease == job_id)
+            .values(
+                next_poll_at=next_poll_at,
+                state=record.state.value,
+                failures=failures,
+                lease=None,
+                last_poll_at=now,
+                last_success_at=now if success else s.last_success_at,
+                last_duration_seconds=record.duration_s,
+                last_error=None if error is None else error[:500],
+                # Only when the platform reported usage: unknown keeps the last figure.
+                quota_used=s.quota_used if record.quota_used is None else record.quota_used,
+                events_stored=s.events_stored + record.stored,
+                missed_items=s.missed_items + record.missed,
+            )
+        ).rowcount
+        if not changed:
+            return False
+        insert = insert_for(connection, POLL_COUNTS).values(
+            account_id=account_id, outcome=record.outcome.value, polls=1
+        )
+        connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=["account_id", "outcome"],
+                set_={"polls": POLL_COUNTS.c.polls + 1},
+            )
+        )
+    return True
+
+
+def _db_now(connection: Connection) -> datetime:
+    value: datetime = connection.execute(select(func.now())).scalar_one()
+    return value

@@ -1,0 +1,59 @@
+"""The procrastinate app the workers share: its connection, its schema, its cron lines."""
+
+from __future__ import annotations
+
+import logging
+
+from procrastinate import App, PsycopgConnector
+from procrastinate.schema import SchemaManager
+from sqlalchemy import Engine, text
+
+__all__ = ["QUEUE", "build_queue_app", "cron_every", "ensure_queue_schema"]
+
+log = logging.getLogger("monitor.cluster")
+
+QUEUE = "replywatch"
+# Advisory lock key held while procrastinate's schema is applied ("rwjobs").
+_SCHEMA_LOCK = 0x72776A6F6273
+
+
+def build_queue_app(engine: Engine, pool_size: int, idle_transaction_seconds: float) -> App:
+    """A procrastinate app on the same PostgreSQL database as the store.
+
+    A worker frozen inside one of procrastinate's transactions holds row locks that stop
+    every other worker from finishing its jobs: the server ends such a session after
+    ``idle_transaction_seconds`` (the stall time), as it does for the store's sessions.
+    """
+    if engine.dialect.name != "postgresql":
+        raise ValueError("several workers need PostgreSQL: pass --database postgresql://...")
+    # libpq wants a plain postgresql:// URL; this string holds the password: never log it.
+    conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    milliseconds = max(1, round(idle_transaction_seconds * 1000))
+    options = {"options": f"-c idle_in_transaction_session_timeout={milliseconds}"}
+    connector = PsycopgConnector(conninfo=conninfo, min_size=1, max_size=pool_size, kwargs=options)
+    return App(connector=connector)
+
+
+def ensure_queue_schema(engine: Engine) -> bool:
+    """Create procrastinate's tables when the database has none; True when it did."""
+    with engine.begin() as connection:
+        # Workers starting together: one creates the schema, the others then find it.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+        exists = connection.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar()
+        if exists is not None:
+            return False
+        # The schema is many statements with $$-quoted bodies: send it as one driver call
+        # without parameters, so nothing in it is taken for a placeholder.
+        cursor = connection.connection.cursor()
+        cursor.execute(SchemaManager.get_schema())
+        cursor.close()
+    log.info("created the job queue's tables (procrastinate)")
+    return True
+
+
+def cron_every(seconds: float) -> str:
+    """A cron line (procrastinate's, seconds last) firing every ``seconds``."""
+    whole = max(1, round(seconds))
+    if whole < 60:
+        return f"* * * * * */{whole}"
+    return f"*/{max(1, whole // 60)} * * * *"

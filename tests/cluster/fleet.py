@@ -1,0 +1,274 @@
+"""A cluster under test: a fake Graph API with hundreds of Pages, worker and serve processes.
+
+The fake runs in the test's own event loop, so the test writes messages into it directly and
+can hold chosen requests open. Workers write their poll log (one JSON line when a poll takes
+its account, one when it ends) to stdout; the test reads those lines as they come and waits
+on them, never on the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from connectors.fakes.meta import FakeMeta
+
+TOKEN = "EAA-CLUSTER-TEST-SECRET-TOKEN-6"
+INTERVAL = 10.0  # seconds between polls of one account
+JITTER = 0.1  # the coordinator's
+TICK, HEARTBEAT, STALLED_AFTER, HOLD = 1.0, 1.0, 4.0, 8.0
+# No committed poll of an account may follow the previous one later than this: a normal
+# interval with jitter, plus the hold after which a lost job's account is handed out again,
+# two ticks, and 4 s for two busy cores.
+BOUND = INTERVAL * (1 + JITTER) + HOLD + 2 * TICK + 4.0
+
+
+def page_id(index: int) -> str:
+    """The n-th fake Page."""
+    return f"{7_000_000 + index}"
+
+
+def write_config(folder: Path, url: str, pages: int) -> Path:
+    """One Facebook account per Page, polled every INTERVAL seconds."""
+    parts = ['[replywatch]\nbackfill = "7d"\nrefresh_interval = "2s"\n']
+    for index in range(pages):
+        parts.append(
+            f'[[accounts]]\nname = "page-{index}"\nplatform = "facebook"\n'
+            f'ids = {{ page_id = "{page_id(index)}" }}\nchannels = ["dm"]\n'
+            f'poll_interval = "{INTERVAL}s"\nbase_url = "{url}"\n'
+            'secrets = { access_token = "env:CLUSTER_TOKEN" }\n'
+        )
+    path = folder / "cluster.toml"
+    path.write_text("\n".join(parts))
+    return path
+
+
+def seed(fake: FakeMeta, pages: int) -> None:
+    """Two answered conversations per Page over the last days, and one still waiting."""
+    now = datetime.now(UTC)
+    for index in range(pages):
+        fake.add_page(page_id(index), TOKEN)
+        for n in range(2):
+            opened = now - timedelta(hours=3 + 37 * n + index % 29)
+            fake.customer_message(page_id(index), f"h{index}-{n}", opened)
+            fake.business_reply(page_id(index), f"h{index}-{n}", opened + timedelta(minutes=n + 4))
+        if index % 5 == 0:
+            fake.customer_message(page_id(index), f"w{index}", now - timedelta(minutes=40))
+
+
+@dataclass
+class Poll:
+    """One finished poll job from a worker's poll log."""
+
+    account: str
+    job: int
+    worker: str
+    started: datetime
+    finished: datetime
+    outcome: str
+    committed: bool
+
+
+@dataclass
+class Fleet:
+    """Every worker's poll log as it arrives, and a condition to wait on."""
+
+    polls: list[Poll] = field(default_factory=list)
+    started: dict[int, tuple[str, str]] = field(default_factory=dict)  # job -> (worker, account)
+    ended: set[int] = field(default_factory=set)
+    stderr: dict[int, list[str]] = field(default_factory=dict)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        """Wait until ``predicate`` holds after some line arrived (or fail after timeout)."""
+        async with self.changed:
+            try:
+                await asyncio.wait_for(self.changed.wait_for(predicate), timeout)
+            except TimeoutError:
+                errors = "\n".join(
+                    f"{pid}: {line}" for pid, lines in self.stderr.items() for line in lines[-80:]
+                )
+                raise AssertionError(
+                    f"timed out after {timeout:.0f} s waiting for {what}; the processes said:\n"
+                    f"{errors}"
+                ) from None
+
+    def committed(self) -> list[Poll]:
+        """Polls whose outcome was recorded (they held their account's lease to the end)."""
+        return [p for p in self.polls if p.committed]
+
+    def in_flight(self, worker: str) -> list[int]:
+        """Jobs this worker started and has not ended."""
+        return [j for j, (w, _a) in self.started.items() if w == worker and j not in self.ended]
+
+    async def _note(self, entry: dict[str, Any]) -> None:
+        async with self.changed:
+            if entry["event"] == "start":
+                self.started[int(entry["job"])] = (entry["worker"], entry["account"])
+            else:
+                self.ended.add(int(entry["job"]))
+                self.polls.append(
+                    Poll(
+                        entry["account"],
+                        int(entry["job"]),
+                        entry["worker"],
+                        datetime.fromisoformat(entry["started"]),
+                        datetime.fromisoformat(entry["finished"]),
+                        entry["outcome"],
+                        bool(entry["committed"]),
+                    )
+                )
+            self.changed.notify_all()
+
+    async def _error_line(self, pid: int, line: str) -> None:
+        async with self.changed:
+            self.stderr.setdefault(pid, []).append(line)
+            self.changed.notify_all()
+
+
+@dataclass
+class Process:
+    """A replywatch subprocess whose output the fleet reads."""
+
+    process: asyncio.subprocess.Process
+    name: str = ""  # a worker's "host:pid", as its poll log says
+    lines: list[str] = field(default_factory=list)
+    readers: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        return self.process.pid
+
+    def signal(self, signum: int) -> None:
+        """Send a signal (SIGSTOP, SIGCONT, SIGKILL...)."""
+        os.kill(self.pid, signum)
+
+    async def stop(self) -> int:
+        """SIGTERM, and wait for a clean exit."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(self.process.wait(), 60)
+        await asyncio.wait_for(asyncio.gather(*self.readers, return_exceptions=True), 30)
+        return code
+
+
+async def start(
+    fleet: Fleet, config: Path, database: str, command: list[str], ready: str
+) -> Process:
+    """Start ``replywatch <command>`` and wait for the stdout line starting with ``ready``."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor.cli",
+        "--config",
+        str(config),
+        "--database",
+        database,
+        *command,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "CLUSTER_TOKEN": TOKEN},
+    )
+    handle = Process(process)
+    seen = asyncio.Event()
+
+    async def read_stdout() -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            line = raw.decode().rstrip("\n")
+            handle.lines.append(line)
+            if line.startswith("{"):
+                await fleet._note(json.loads(line))
+            elif line.startswith(ready):
+                if line.startswith("replywatch worker "):
+                    handle.name = line.split()[2].rstrip(":")
+                seen.set()
+
+    async def read_stderr() -> None:
+        assert process.stderr is not None
+        async for raw in process.stderr:
+            await fleet._error_line(process.pid, raw.decode().rstrip("\n"))
+
+    handle.readers = [asyncio.create_task(read_stdout()), asyncio.create_task(read_stderr())]
+    waiting = asyncio.create_task(seen.wait())
+    exited = asyncio.create_task(process.wait())
+    await asyncio.wait({waiting, exited}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    exited.cancel()
+    if not seen.is_set():
+        waiting.cancel()
+        await asyncio.gather(*handle.readers, return_exceptions=True)
+        errors = "\n".join(fleet.stderr.get(process.pid, [])[-20:])
+        raise AssertionError(f"replywatch {command[0]} did not start:\n{errors}")
+    return handle
+
+
+async def start_worker(fleet: Fleet, config: Path, database: str) -> Process:
+    """A worker with short ticks and stall times, its poll log on stdout."""
+    command = [
+        "worker",
+        "--concurrency",
+        "20",
+        "--tick",
+        str(TICK),
+        "--heartbeat",
+        str(HEARTBEAT),
+        "--stalled-after",
+        str(STALLED_AFTER),
+        "--hold",
+        str(HOLD),
+        "--poll-log",
+        "/dev/stdout",
+    ]
+    return await start(fleet, config, database, command, "replywatch worker ")
+
+
+def gaps(polls: list[Poll], until: datetime) -> dict[str, float]:
+    """Per account, the longest time between committed polls (and from the last to ``until``)."""
+    starts: dict[str, list[datetime]] = {}
+    for poll in polls:
+        starts.setdefault(poll.account, []).append(poll.started)
+    longest = {}
+    for account, times in starts.items():
+        times.sort()
+        steps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+        longest[account] = max([*steps, (until - times[-1]).total_seconds()])
+    return longest
+
+
+def overlaps(polls: list[Poll]) -> list[tuple[Poll, Poll]]:
+    """Pairs of committed polls of one account whose [started, finished] intersect."""
+    found = []
+    by_account: dict[str, list[Poll]] = {}
+    for poll in polls:
+        by_account.setdefault(poll.account, []).append(poll)
+    for account_polls in by_account.values():
+        account_polls.sort(key=lambda p: p.started)
+        for before, after in itertools.pairwise(account_polls):
+            if after.started < before.finished:
+                found.append((before, after))
+    return found
+
+
+def samples(
+    text: str, skip: tuple[str, ...]
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition, keyed by name and labels, minus the skipped families."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        if family.name.startswith(skip):
+            continue
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out

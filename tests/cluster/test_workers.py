@@ -1,0 +1,388 @@
+"""Several workers share 500 accounts through PostgreSQL; one is killed, one frozen.
+
+Each test starts real ``replywatch worker`` processes against one fresh database and a fake
+Graph API with 500 Pages that keeps getting messages. A worker is SIGKILLed (or SIGSTOPped,
+then continued) while it has a poll in flight, checked in procrastinate's own table. The
+workers' poll logs must then show that no two committed polls of one account overlapped,
+that no account went unpolled longer than the stated bound, and that the killed or frozen
+worker's accounts were taken over. The store must hold exactly what a single ``replywatch
+run`` polls from the same fake, and two ``replywatch serve`` replicas must serve identical
+figures, equal to the single process's, with every committed poll counted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from sqlalchemy import Engine, create_engine, select, text
+
+from connectors.fakes.meta import FakeMeta
+from monitor.accounts import account_names
+from monitor.context import AppContext
+from monitor.figures_exporter import FiguresSnapshot
+from monitor.ingest import EVENTS, WAITS
+from monitor.runtime import Runtime
+from tests.cluster.fleet import (
+    BOUND,
+    TOKEN,
+    Fleet,
+    Process,
+    gaps,
+    overlaps,
+    page_id,
+    samples,
+    seed,
+    start,
+    start_worker,
+    write_config,
+)
+from tests.stack import free_port
+
+pytestmark = pytest.mark.postgres
+
+PAGES = 500
+# Families that differ between two correct processes: ages rendered at scrape time, the time
+# of the snapshot, and each process's own webhook and alert-delivery counters.
+_PER_PROCESS = (
+    "replywatch_oldest_open_wait",
+    "replywatch_figures_snapshot",
+    "replywatch_webhook",
+    "replywatch_alert",
+    "replywatch_summary",
+    "replywatch_events_stored",
+)
+# What is not a window figure (metrics.md section 4): the rest is compared with one process's.
+_NOT_FIGURES = (
+    "replywatch_sli_outcomes",
+    "replywatch_response_time_seconds",
+    "replywatch_polls",
+    "replywatch_account_state",
+    "replywatch_last",
+    "replywatch_connector_missed",
+    "replywatch_platform_quota",
+    "replywatch_poll_interval",
+    "replywatch_target",
+)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[tuple[FakeMeta, str]]:
+    meta = FakeMeta(app_call_limit=10**9)
+    seed(meta, PAGES)
+    server = TestServer(meta.app, host="127.0.0.1")
+    await server.start_server(access_log=None)
+    yield meta, str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+class Traffic:
+    """Customers write (and are answered) as polls come in: one message per 10 polls."""
+
+    def __init__(self, meta: FakeMeta, fleet: Fleet, seed_: int) -> None:
+        self.meta, self.fleet, self.rng = meta, fleet, random.Random(seed_)
+        self.written = 0
+        self.last_at = datetime.now(UTC)
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        mark = len(self.fleet.polls)
+        while True:
+            mark += 10
+            await self.fleet.until(
+                lambda mark=mark: len(self.fleet.polls) >= mark, 120, "more polls"
+            )
+            page = page_id(self.rng.randrange(PAGES))
+            customer = f"live{self.written}"
+            self.last_at = datetime.now(UTC)
+            self.meta.customer_message(page, customer, self.last_at)
+            if self.rng.random() < 0.7:
+                self.meta.business_reply(page, customer, self.last_at)
+            self.written += 1
+
+    async def stop(self) -> datetime:
+        """No more messages; returns the time of the last one."""
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        return self.last_at
+
+
+async def catch_in_flight(fleet: Fleet, worker: Process, engine: Engine) -> list[int]:
+    """SIGSTOP the worker at a moment it has a poll job running; returns those job ids."""
+    tried: set[int] = set()
+    while True:
+        await fleet.until(
+            lambda: bool(set(fleet.in_flight(worker.name)) - tried), 60, "a poll in flight"
+        )
+        worker.signal(signal.SIGSTOP)
+        candidates = fleet.in_flight(worker.name)
+        tried.update(candidates)
+        # A query the worker sent just before it stopped may still end its job: let the
+        # others finish a few polls (the database serves that query meanwhile), then look.
+        seen = len(fleet.polls)
+        await fleet.until(lambda seen=seen: len(fleet.polls) >= seen + 5, 60, "other polls")
+        # Lines it wrote before it stopped have been read by now: those polls had ended.
+        candidates = sorted(set(candidates) & set(fleet.in_flight(worker.name)))
+        with engine.connect() as connection:
+            doing = connection.execute(
+                text("SELECT id FROM procrastinate_jobs WHERE status = 'doing' AND id = ANY(:ids)"),
+                {"ids": candidates},
+            ).scalars()
+            caught = sorted(int(job) for job in doing)
+        if caught:
+            return caught
+        worker.signal(signal.SIGCONT)  # it finished meanwhile: try the next one
+
+
+def all_polled_after(fleet: Fleet, moment: datetime, success: bool = False) -> bool:
+    """Whether every account has a committed poll that started after ``moment``."""
+    polled = {
+        p.account
+        for p in fleet.committed()
+        if p.started > moment and (not success or p.outcome == "success")
+    }
+    return len(polled) == PAGES
+
+
+def released(fleet: Fleet, jobs: list[int]) -> bool:
+    """Whether some worker logged the release of each of these stalled jobs."""
+    lines = [line for pid_lines in fleet.stderr.values() for line in pid_lines]
+    return all(any(f"replywatch.poll job {job}:" in line for line in lines) for job in jobs)
+
+
+async def clean_run(tmp_path: Path, config: Path, monkeypatch: pytest.MonkeyPatch) -> AppContext:
+    """What one ``replywatch run`` on SQLite stores from the same fake: one poll per account."""
+    monkeypatch.setenv("CLUSTER_TOKEN", TOKEN)
+    context = AppContext.open(config, f"sqlite:///{tmp_path / 'single.db'}")
+    runtime = Runtime(context, port=0, first_poll_spread=3600, figures_interval=3600)
+    await runtime.start()
+    try:
+        records = await asyncio.gather(*(c.poll() for c in runtime.coordinators.values()))
+        assert {r.outcome.value for r in records} == {"success"}
+    finally:
+        await runtime.stop()
+    return context
+
+
+def stored(engine: Engine) -> tuple[set[tuple[object, ...]], set[tuple[object, ...]]]:
+    """Every event and every wait, by account name (ids differ between stores)."""
+    with engine.connect() as connection:
+        who = account_names(connection)
+        e, w = EVENTS.c, WAITS.c
+        events = [
+            (who[a][1], m, t, r, c.replace(microsecond=0) if c.tzinfo else c)
+            for a, m, t, r, c in connection.execute(
+                select(e.account_id, e.message_id, e.thread_id, e.author_role, e.created_at)
+            )
+        ]
+        waits = [
+            (who[a][1], t, o, c, tier)
+            for a, t, o, c, tier in connection.execute(
+                select(w.account_id, w.thread_id, w.opened_at, w.closed_at, w.tier)
+            )
+        ]
+    assert len(events) == len(set(events)), "an event is stored twice"
+    assert len(waits) == len(set(waits)), "a wait is stored twice"
+    return set(events), set(waits)
+
+
+async def scrape(address: str) -> str:
+    """One /metrics scrape."""
+    async with aiohttp.ClientSession() as session, session.get(f"{address}/metrics") as reply:
+        assert reply.status == 200
+        return await reply.text()
+
+
+async def check_serving(fleet: Fleet, config: Path, database: str, single: AppContext) -> None:
+    """Two serve replicas agree with each other and with one process; no poll counted twice."""
+    replicas = []
+    for _ in range(2):
+        port = free_port()
+        replicas.append(
+            (
+                await start(
+                    fleet,
+                    config,
+                    database,
+                    ["serve", "--listen", f"127.0.0.1:{port}"],
+                    "figures ready",
+                ),
+                f"http://127.0.0.1:{port}",
+            )
+        )
+    try:
+        texts = [await scrape(address) for _process, address in replicas]
+    finally:
+        for process, _address in replicas:
+            assert await process.stop() == 0
+    first, second = (samples(t, _PER_PROCESS) for t in texts)
+    assert first == second, "two replicas serve different numbers"
+    polls = sum(v for (name, _l), v in first.items() if name == "replywatch_polls_total")
+    # Every committed poll counted once, no more. A killed worker may have recorded a poll
+    # and died before it logged it: those are the polls it started and never ended.
+    cut_off = len(set(fleet.started) - fleet.ended)
+    assert len(fleet.committed()) <= polls <= len(fleet.committed()) + cut_off
+    one = FiguresSnapshot(single.engine, single.accounts, include_live=False)
+    one.refresh()
+    rendered = (one.render_static() + one.render_live()).decode()
+    expected = window_figures(samples(rendered, _PER_PROCESS))
+    figures = window_figures(first)
+    assert figures and figures == expected, "the cluster's figures differ from one process's"
+
+
+def window_figures(
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+) -> dict[object, float]:
+    """The window-figure samples of an exposition (not SLI counters, targets or poll health)."""
+    return {
+        key: value
+        for key, value in found.items()
+        if key[0].startswith("replywatch_") and not key[0].startswith(_NOT_FIGURES)
+    }
+
+
+def check_outputs(fleet: Fleet, processes: list[Process]) -> None:
+    """The token appears in no output of any process."""
+    for process in processes:
+        assert not any(TOKEN in line for line in process.lines)
+    for lines in fleet.stderr.values():
+        assert not any(TOKEN in line for line in lines)
+
+
+async def test_a_killed_worker_s_accounts_are_taken_over_by_the_others(
+    tmp_path: Path,
+    fake: tuple[FakeMeta, str],
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three workers; one SIGKILLed mid-poll: no overlap, no gap over the bound, no loss."""
+    meta, url = fake
+    config = write_config(tmp_path, url, PAGES)
+    engine = create_engine(postgres_url)
+    fleet = Fleet()
+    workers = [await start_worker(fleet, config, postgres_url) for _ in range(3)]
+    victim, survivors = workers[0], workers[1:]
+    traffic = Traffic(meta, fleet, 3)
+    single: AppContext | None = None
+    try:
+        started = datetime.now(UTC)
+        await fleet.until(lambda: all_polled_after(fleet, started), 90, "every account polled")
+        caught = await catch_in_flight(fleet, victim, engine)
+        victim.signal(signal.SIGKILL)
+        killed_at = datetime.now(UTC)
+        await asyncio.wait_for(victim.process.wait(), 30)
+        await fleet.until(lambda: released(fleet, caught), 60, "the killed worker's jobs released")
+        await fleet.until(lambda: all_polled_after(fleet, killed_at), 90, "polls after the kill")
+        last_message = await traffic.stop()
+        await fleet.until(
+            lambda: all_polled_after(fleet, last_message, success=True), 90, "a calm round"
+        )
+        for worker in survivors:
+            assert await worker.stop() == 0
+        ended = datetime.now(UTC)
+        committed = fleet.committed()
+        assert overlaps(committed) == []
+        longest = gaps(committed, ended)
+        assert len(longest) == PAGES
+        assert max(longest.values()) <= BOUND, sorted(longest.items(), key=lambda i: -i[1])[:5]
+        share = {w.name: sum(p.worker == w.name for p in committed) for w in workers}
+        assert min(share.values()) > len(committed) / 10, share  # the work was shared
+        assert traffic.written >= 50
+        single = await clean_run(tmp_path, config, monkeypatch)
+        assert stored(engine) == stored(single.engine)
+        await check_serving(fleet, config, postgres_url, single)
+        check_outputs(fleet, workers)
+    finally:
+        await traffic.stop()
+        for worker in workers:
+            if worker.process.returncode is None:
+                worker.process.kill()
+                await worker.process.wait()
+        engine.dispose()
+        if single is not None:
+            single.close()
+
+
+async def test_a_frozen_worker_that_wakes_up_counts_nothing_twice(
+    tmp_path: Path,
+    fake: tuple[FakeMeta, str],
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two workers; one SIGSTOPped mid-poll past the stall time, then continued."""
+    meta, url = fake
+    config = write_config(tmp_path, url, PAGES)
+    engine = create_engine(postgres_url)
+    fleet = Fleet()
+    workers = [await start_worker(fleet, config, postgres_url) for _ in range(2)]
+    frozen, other = workers
+    traffic = Traffic(meta, fleet, 4)
+    single: AppContext | None = None
+    try:
+        started = datetime.now(UTC)
+        await fleet.until(lambda: all_polled_after(fleet, started), 90, "every account polled")
+        caught = await catch_in_flight(fleet, frozen, engine)
+        frozen_at = datetime.now(UTC)
+        accounts = {fleet.started[job][1] for job in caught}
+        await fleet.until(
+            lambda: released(fleet, caught), 60, f"the frozen worker's jobs {caught} released"
+        )
+
+        def taken_over() -> bool:
+            return all(
+                any(
+                    p.account == a and p.worker == other.name and p.started > frozen_at
+                    for p in fleet.committed()
+                )
+                for a in accounts
+            )
+
+        await fleet.until(taken_over, 60, "the other worker polling the frozen one's accounts")
+        frozen.signal(signal.SIGCONT)
+        await fleet.until(lambda: all(j in fleet.ended for j in caught), 60, "the late polls")
+        # A poll that ended before the freeze (only its log line was late) keeps its result;
+        # one still running at the freeze lost its lease and recorded nothing.
+        late = [p for p in fleet.polls if p.job in caught]
+        assert all(p.finished < frozen_at for p in late if p.committed), late
+        assert any(not p.committed for p in late), late
+        woke = datetime.now(UTC)
+        await fleet.until(
+            lambda: (
+                sum(p.worker == frozen.name and p.started > woke for p in fleet.committed()) >= 20
+            ),
+            60,
+            "the woken worker polling again",
+        )
+        last_message = await traffic.stop()
+        await fleet.until(
+            lambda: all_polled_after(fleet, last_message, success=True), 90, "a calm round"
+        )
+        for worker in workers:
+            assert await worker.stop() == 0
+        ended = datetime.now(UTC)
+        committed = fleet.committed()
+        assert overlaps(committed) == []
+        longest = gaps(committed, ended)
+        assert len(longest) == PAGES
+        assert max(longest.values()) <= BOUND, sorted(longest.items(), key=lambda i: -i[1])[:5]
+        single = await clean_run(tmp_path, config, monkeypatch)
+        assert stored(engine) == stored(single.engine)
+        await check_serving(fleet, config, postgres_url, single)
+        check_outputs(fleet, workers)
+    finally:
+        await traffic.stop()
+        for worker in workers:
+            if worker.process.returncode is None:
+                worker.signal(signal.SIGCONT)
+                worker.process.kill()
+                await worker.process.wait()
+        engine.dispose()
+        if single is not None:
+            single.close()
