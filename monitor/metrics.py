@@ -27,12 +27,13 @@ class Metrics:
         self,
         registry: CollectorRegistry | None = None,
         *,
-        poll_registry: CollectorRegistry | None = None,
+        process_registry: CollectorRegistry | None = None,
     ) -> None:
         self.registry = registry or CollectorRegistry()
-        # ``replywatch serve`` exports the poll families of the whole cluster from the
-        # database instead: it passes a registry nobody renders for this process's own.
-        r = poll_registry or self.registry
+        # Families this process counts itself: polls, alert deliveries, summary sends.
+        # ``replywatch serve`` exports the whole cluster's from the database instead, and
+        # passes a registry nobody renders for these.
+        r = process_registry or self.registry
         self.polls = Counter(
             f"{PREFIX}_polls", "Polls by outcome.", ["platform", "account", "outcome"], registry=r
         )
@@ -115,12 +116,12 @@ class Metrics:
             f"{PREFIX}_alert_deliveries",
             "Per-conversation alert deliveries by result (failed ones are retried).",
             ["result"],
-            registry=self.registry,
+            registry=r,
         )
         self.alert_outbox_pending = Gauge(
             f"{PREFIX}_alert_outbox_pending",
             "Alert notifications stored but not yet delivered.",
-            registry=self.registry,
+            registry=r,
         )
         for result in ("delivered", "failed"):
             self.alert_deliveries.labels(result)
@@ -128,7 +129,7 @@ class Metrics:
             f"{PREFIX}_summary_sends",
             "Weekly summaries (mails and chat digests) by result; failed ones are retried.",
             ["result"],
-            registry=self.registry,
+            registry=r,
         )
         for result in ("sent", "failed"):
             self.summary_sends.labels(result)

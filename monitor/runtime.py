@@ -30,7 +30,7 @@ from connectors.base import ConnectorSettings, Event, FetchResult
 from monitor.alert_cycle import AlertCycle
 from monitor.alert_receivers import AlertReceiver, build_receivers
 from monitor.app import build_app
-from monitor.cluster.poll_health import ClusterPollHealth
+from monitor.cluster.health_metrics import ClusterHealth
 from monitor.config import AccountConfig
 from monitor.connector_factory import Unavailable, build_connector
 from monitor.context import AppContext
@@ -90,14 +90,14 @@ class Runtime:
             # Only a process that is the store's single writer may skip what it stored.
             recent=None if self.serve_only else RecentlyStored(),
         )
-        self.poll_health: ClusterPollHealth | None = None
+        self.poll_health: ClusterHealth | None = None
         if self.serve_only:
-            self.metrics = Metrics(poll_registry=CollectorRegistry())
+            self.metrics = Metrics(process_registry=CollectorRegistry())
             intervals = {
                 a.name: a.poll_interval.total_seconds()
                 for a in self.context.config.accounts.values()
             }
-            self.poll_health = ClusterPollHealth(self.context.engine, intervals)
+            self.poll_health = ClusterHealth(self.context.engine, intervals)
             self.metrics.registry.register(self.poll_health)
         self._cursors: dict[str, Mapping[str, str]] = {}
         self._write_lock = asyncio.Lock()

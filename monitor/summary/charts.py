@@ -8,6 +8,7 @@ as well (arabic-reshaper, python-bidi) would reverse it a second time.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Sequence
 from functools import cache
@@ -206,4 +207,14 @@ def _families(rtl: bool) -> list[str]:
 @cache
 def _installed_families() -> frozenset[str]:
     # Asking only for installed names keeps matplotlib from logging "font not found".
-    return frozenset(entry.name for entry in font_manager.fontManager.ttflist)
+    known = {entry.name for entry in font_manager.fontManager.ttflist}
+    if not known & (set(_RTL_FAMILIES) - {_FALLBACK}):
+        # matplotlib lists the system's fonts once and keeps the list in its cache: fonts
+        # installed later (fonts-noto-core after a first run) are missing from it. Add them.
+        listed = {entry.fname for entry in font_manager.fontManager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in listed:
+                with contextlib.suppress(Exception):  # a font file matplotlib cannot read
+                    font_manager.fontManager.addfont(path)
+        known = {entry.name for entry in font_manager.fontManager.ttflist}
+    return frozenset(known)

@@ -33,6 +33,15 @@ TICK, HEARTBEAT, STALLED_AFTER, HOLD = 1.0, 1.0, 4.0, 8.0
 # two ticks, and 4 s for two busy cores.
 BOUND = INTERVAL * (1 + JITTER) + HOLD + 2 * TICK + 4.0
 
+# Families that differ between two correct processes: ages rendered at scrape time, the time
+# of the snapshot, and the webhook deliveries each replica counts itself.
+PER_PROCESS = (
+    "replywatch_oldest_open_wait",
+    "replywatch_figures_snapshot",
+    "replywatch_webhook",
+    "replywatch_events_stored",
+)
+
 
 def page_id(index: int) -> str:
     """The n-th fake Page."""

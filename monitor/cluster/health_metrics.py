@@ -1,7 +1,9 @@
-"""Connector-health metrics of the whole cluster, read from ``poll_state`` by ``serve``.
+"""The cluster's health metrics, read from the database by ``replywatch serve``.
 
-Workers keep no metrics of their own: every serving replica renders the same numbers from
-the database, so Prometheus may scrape any of them and the rules see one series per account.
+Workers serve no metrics of their own: polls (``poll_state``, ``poll_counts``), alert
+deliveries (``alert_outbox``) and weekly summaries (``summary_sends``) are counted from the
+tables every worker writes, so every serving replica renders the same numbers, Prometheus
+may scrape any of them, and the rules see one series per account.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from monitor.accounts import account_names
 from monitor.cluster.poll_state import POLL_COUNTS, POLL_STATE
 from monitor.coordinator import AccountState, PollOutcome
+from monitor.models import AlertDelivery, SummarySend
 
-__all__ = ["ClusterPollHealth"]
+__all__ = ["ClusterHealth"]
 
 _LABELS = ["platform", "account"]
+OUTBOX = AlertDelivery.__table__  # type: ignore[attr-defined]
+SUMMARIES = SummarySend.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +39,15 @@ class _Row:
     missed_items: int
 
 
-class ClusterPollHealth(Collector):
-    """The poll families (polls by outcome, state, last success...) for every account."""
+class ClusterHealth(Collector):
+    """Polls, account states, alert deliveries and summary sends of the whole cluster."""
 
     def __init__(self, engine: Engine, intervals: dict[str, float]) -> None:
         self.engine = engine
         self.intervals = intervals
         self._rows: list[_Row] = []
         self._counts: dict[tuple[str, str], dict[str, int]] = {}
+        self._deliveries = _Deliveries(0, 0, 0, 0, 0)
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -70,6 +76,7 @@ class ClusterPollHealth(Collector):
                 )
                 if int(ident) in who
             ]
+            deliveries = _read_deliveries(connection)
             counts: dict[tuple[str, str], dict[str, int]] = {}
             for ident, outcome, polls in connection.execute(
                 select(c.account_id, c.outcome, c.polls)
@@ -77,12 +84,12 @@ class ClusterPollHealth(Collector):
                 if int(ident) in who:
                     counts.setdefault(who[int(ident)], {})[outcome] = int(polls)
         with self._lock:
-            self._rows, self._counts = rows, counts
+            self._rows, self._counts, self._deliveries = rows, counts, deliveries
 
     def collect(self) -> Iterable[Metric]:
         """The families, in the names and labels ``replywatch run`` uses."""
         with self._lock:
-            rows, counts = self._rows, self._counts
+            rows, counts, deliveries = self._rows, self._counts, self._deliveries
         polls = CounterMetricFamily(
             "replywatch_polls", "Polls by outcome.", labels=[*_LABELS, "outcome"]
         )
@@ -133,4 +140,59 @@ class ClusterPollHealth(Collector):
             missed.add_metric(labels, row.missed_items)
             if row.account in self.intervals:
                 interval.add_metric(labels, self.intervals[row.account])
-        return [polls, state, success, duration, quota, missed, interval]
+        return [polls, state, success, duration, quota, missed, interval, *deliveries.families()]
+
+
+@dataclass(frozen=True, slots=True)
+class _Deliveries:
+    """Alert notifications and weekly summaries, counted from their tables."""
+
+    delivered: int
+    failed_attempts: int
+    pending: int
+    sent: int
+    failed_sends: int
+
+    def families(self) -> list[Metric]:
+        """The families ``replywatch run`` counts in memory, with the same names."""
+        alerts = CounterMetricFamily(
+            "replywatch_alert_deliveries",
+            "Per-conversation alert deliveries by result (failed ones are retried).",
+            labels=["result"],
+        )
+        alerts.add_metric(["delivered"], self.delivered)
+        alerts.add_metric(["failed"], self.failed_attempts)
+        pending = GaugeMetricFamily(
+            "replywatch_alert_outbox_pending", "Alert notifications stored but not yet delivered."
+        )
+        pending.add_metric([], self.pending)
+        summaries = CounterMetricFamily(
+            "replywatch_summary_sends",
+            "Weekly summaries (mails and chat digests) by result; failed ones are retried.",
+            labels=["result"],
+        )
+        summaries.add_metric(["sent"], self.sent)
+        summaries.add_metric(["failed"], self.failed_sends)
+        return [alerts, pending, summaries]
+
+
+def _read_deliveries(connection: Connection) -> _Deliveries:
+    # Every attempt that did not deliver is a failure; a delivered one failed attempts - 1 times.
+    o, m = OUTBOX.c, SUMMARIES.c
+    delivered, attempts, pending = connection.execute(
+        select(
+            func.count(o.delivered_at),
+            func.coalesce(func.sum(o.attempts), 0),
+            func.count() - func.count(o.delivered_at),
+        )
+    ).one()
+    sent, tries = connection.execute(
+        select(func.count(m.sent_at), func.coalesce(func.sum(m.attempts), 0))
+    ).one()
+    return _Deliveries(
+        int(delivered),
+        int(attempts) - int(delivered),
+        int(pending),
+        int(sent),
+        int(tries) - int(sent),
+    )
