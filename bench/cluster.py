@@ -8,9 +8,10 @@ PostgreSQL (a fresh database per mode, dropped afterwards).
 2. Every account is due every 20 s: 500 polls a second, more than this machine can make, so
    the rate measured is what the processes can do, not what was asked.
 3. For each mode, on a fresh database: start it, wait until every account had its first
-   poll (the 7-day backfill is not a steady-state cost), then count the polls made over the
-   measuring window and the CPU seconds spent: by the replywatch processes (``/proc``) and by
-   the whole machine (``/proc/stat``: PostgreSQL and the fake included).
+   poll (the 7-day backfill is not a steady-state cost) and one interval more, then count
+   the polls made over the measuring window and the CPU seconds spent: by the replywatch
+   processes (``/proc``) and by the whole machine (``/proc/stat``: PostgreSQL and the fake
+   included).
 4. The baseline, measured in the same run: ``replywatch run``, one process with APScheduler
    and no queue, on the same PostgreSQL and the same fake. The ratio of a worker mode's CPU
    per poll to the baseline's is the cost of coordinating through procrastinate.
@@ -34,8 +35,8 @@ import aiohttp
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.fake_graph_server import page_id, token
-from bench.poll import cpu_times, polls_made
+from bench.fake_graph_server import token
+from bench.poll import cpu_times, polls_made, write_config
 
 ADMIN_URL = os.environ.get(
     "REPLYWATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -74,21 +75,6 @@ def machine_busy_seconds() -> float:
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + fields[4]
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def write_config(folder: Path, url: str, accounts: int) -> Path:
-    """One Facebook account per fake Page, due every INTERVAL seconds."""
-    parts = ['[replywatch]\nbackfill = "7d"\n']
-    for index in range(accounts):
-        parts.append(
-            f'[[accounts]]\nname = "page-{index}"\nplatform = "facebook"\n'
-            f'ids = {{ page_id = "{page_id(index)}" }}\nchannels = ["dm"]\n'
-            f'poll_interval = "{INTERVAL}s"\nbase_url = "{url}"\n'
-            f'secrets = {{ access_token = "env:BENCH_TOKEN_{index}" }}\n'
-        )
-    path = folder / "cluster.toml"
-    path.write_text("\n".join(parts))
-    return path
 
 
 class Database:
@@ -150,6 +136,7 @@ async def measure_workers(
         first_round = "SELECT COUNT(*) FROM poll_state WHERE last_poll_at IS NOT NULL"
         while database.scalar(first_round) < accounts:
             await asyncio.sleep(1)
+        await asyncio.sleep(INTERVAL)  # let the first round's rhythm settle
         count = "SELECT COALESCE(SUM(polls), 0) FROM poll_counts"
         polls_before, machine_before = database.scalar(count), machine_busy_seconds()
         cpu_before = sum(sum(cpu_times(p.pid)) for p in processes)
@@ -180,6 +167,7 @@ async def measure_single(config: Path, seconds: float, env: dict[str, str]) -> R
             if "serving" in line:
                 address = line.split("serving ")[1].split(" ")[0]
         drain = asyncio.create_task(process.stdout.read())
+        await asyncio.sleep(INTERVAL)  # as for the workers
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{address}/metrics") as reply:
                 polls_before = polls_made(await reply.text())
@@ -213,7 +201,7 @@ async def run(accounts: int, seconds: float, modes: Sequence[int], folder: Path)
     )
     assert fake.stdout is not None
     port = int((await asyncio.wait_for(fake.stdout.readline(), 300)).split()[1])
-    config = write_config(folder, f"http://127.0.0.1:{port}", accounts)
+    config = write_config(folder, f"http://127.0.0.1:{port}", accounts, f"{INTERVAL}s")
     env = {**os.environ, **{f"BENCH_TOKEN_{i}": token(i) for i in range(accounts)}}
     try:
         print(

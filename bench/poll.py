@@ -52,14 +52,14 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def write_config(folder: Path, url: str, accounts: int) -> Path:
-    """A config with one Facebook account per fake Page, polled every 60 s."""
+def write_config(folder: Path, url: str, accounts: int, interval: str = "60s") -> Path:
+    """A config with one Facebook account per fake Page, polled every ``interval``."""
     parts = ['[replywatch]\nbackfill = "7d"\n']
     for index in range(accounts):
         parts.append(
             f'[[accounts]]\nname = "page-{index}"\nplatform = "facebook"\n'
             f'ids = {{ page_id = "{page_id(index)}" }}\nchannels = ["dm"]\n'
-            f'poll_interval = "60s"\nbase_url = "{url}"\n'
+            f'poll_interval = "{interval}"\nbase_url = "{url}"\n'
             f'secrets = {{ access_token = "env:BENCH_TOKEN_{index}" }}\n'
         )
     path = folder / "bench.toml"

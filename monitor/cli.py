@@ -150,10 +150,10 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--tick",
         type=float,
-        default=5.0,
+        default=2.0,
         metavar="SECONDS",
         help="how often due accounts "
-        "are handed out (5; every worker of a cluster should use the same)",
+        "are handed out (2; every worker of a cluster should use the same)",
     )
     worker.add_argument(
         "--stalled-after",

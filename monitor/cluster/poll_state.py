@@ -103,14 +103,13 @@ def claim(
     """
     s = POLL_STATE.c
     with engine.begin() as connection:
-        now = _db_now(connection)
         row = connection.execute(
             update(POLL_STATE)
             .where(
                 s.account_id == account_id,
                 (s.last_poll_at.is_(None)) | (s.last_poll_at < deferred_at),
             )
-            .values(lease=job_id, next_poll_at=now + hold)
+            .values(lease=job_id, next_poll_at=func.now() + hold)
             .returning(s.state, s.failures, s.last_success_at)
         ).first()
     if row is None:
@@ -140,7 +139,7 @@ def finish(
     s = POLL_STATE.c
     success = record.outcome is PollOutcome.SUCCESS
     with engine.begin() as connection:
-        now = _db_now(connection)
+        now = func.now()
         next_poll_at = record.next_poll_at or now + AUTH_RETRY
         changed = connection.execute(
             update(POLL_STATE)

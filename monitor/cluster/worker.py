@@ -59,7 +59,7 @@ class WorkerSettings:
     """How a worker shares the work; every worker of a cluster should use the same values."""
 
     concurrency: int = 50
-    tick_seconds: float = 5.0
+    tick_seconds: float = 2.0
     # A worker silent this long is taken for dead and its running jobs are released.
     stalled_after: float = 30.0
     heartbeat_seconds: float = 5.0
@@ -90,6 +90,8 @@ class ClusterWorker:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._ids: dict[str, int] = {}
         self._leases: dict[str, int] = {}
+        # The cursor each account's running poll started from.
+        self._loaded: dict[str, dict[str, str]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._poll_log: IO[str] | None = None
         self.app = self._build_app()
@@ -359,6 +361,9 @@ class ClusterWorker:
         self, platform: str, account: str, result: FetchResult, cursor: Mapping[str, str]
     ) -> int:
         account_id, job_id = self._ids[account], self._leases[account]
+        if not result.events and dict(cursor) == self._loaded.get(account):
+            # Nothing new and the cursor did not move (most polls): nothing to write.
+            return 0
 
         def guard(connection: Any) -> None:
             poll_state.check_lease(connection, account_id, job_id)
@@ -383,7 +388,9 @@ class ClusterWorker:
                 ).scalar_one_or_none()
             return None if value is None else str(value)
 
-        return decode_cursor(await asyncio.to_thread(read))
+        cursor = decode_cursor(await asyncio.to_thread(read))
+        self._loaded[account] = cursor
+        return cursor
 
     async def refresh(self) -> None:
         """Decide SLI outcomes, deliver alerts and due weekly summaries (one worker at a time)."""
