@@ -13,7 +13,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    Engine,
+    Integer,
+    any_,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 
 from monitor.coordinator import AccountState, PollOutcome, PollRecord
 from monitor.dialect_insert import insert_for
@@ -28,6 +40,7 @@ __all__ = [
     "claim",
     "enroll",
     "finish",
+    "poll_lock",
     "take_due",
 ]
 
@@ -73,19 +86,31 @@ def enroll(
         connection.execute(insert_for(connection, POLL_STATE).on_conflict_do_nothing(), rows)
 
 
+def poll_lock(account_id: int) -> str:
+    """The procrastinate lock (and queueing lock) of an account's poll jobs."""
+    return f"poll:{account_id}"
+
+
 def take_due(
     engine: Engine, account_ids: Sequence[int], hold: timedelta
 ) -> tuple[list[int], datetime]:
     """The due accounts among ``account_ids``, held for ``hold`` so no other tick takes them.
 
-    Returns them with the database's time of the take, which their poll jobs carry.
+    An account whose poll job still waits in the queue is not taken again: when the workers
+    are behind, holds run out before the jobs start, and deferring them again would only
+    collide with the queued ones (procrastinate refuses a second queued job per lock).
+    Returns the accounts with the database's time of the take, which their jobs carry.
     """
     s = POLL_STATE.c
+    not_queued = text(
+        "NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS job WHERE job.status = 'todo' "
+        "AND job.queueing_lock = 'poll:' || poll_state.account_id)"
+    )
     with engine.begin() as connection:
         now = _db_now(connection)
         rows = connection.execute(
             update(POLL_STATE)
-            .where(s.next_poll_at <= now, s.account_id.in_(account_ids))
+            .where(s.next_poll_at <= now, _among(account_ids), not_queued)
             .values(next_poll_at=now + hold)
             .returning(s.account_id)
         )
@@ -171,6 +196,13 @@ def finish(
             )
         )
     return True
+
+
+def _among(account_ids: Sequence[int]) -> ColumnElement[bool]:
+    # One array parameter, not ten thousand: the tick runs every few seconds.
+    ids = bindparam("ids", list(account_ids), type_=ARRAY(Integer))
+    among: ColumnElement[bool] = POLL_STATE.c.account_id == any_(ids)
+    return among
 
 
 def _db_now(connection: Connection) -> datetime:

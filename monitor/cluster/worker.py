@@ -251,8 +251,8 @@ class ClusterWorker:
         jobs = [
             Job(
                 queue=QUEUE,
-                lock=f"poll:{names[ident]}",
-                queueing_lock=f"poll:{names[ident]}",
+                lock=poll_state.poll_lock(ident),
+                queueing_lock=poll_state.poll_lock(ident),
                 task_name=_POLL_TASK,
                 task_kwargs={"account": names[ident], "deferred_at": at.isoformat()},
             )

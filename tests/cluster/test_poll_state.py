@@ -6,11 +6,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from connectors.base import Event
 from monitor.accounts import AccountDirectory
 from monitor.cluster import poll_state
+from monitor.cluster.queue import ensure_queue_schema
 from monitor.config import Config
 from monitor.coordinator import AccountState, PollOutcome, PollRecord
 from monitor.ingest import EVENTS, Ingestor
@@ -24,6 +25,7 @@ HOLD = timedelta(seconds=60)
 @pytest.fixture
 def store(postgres_url: str) -> Iterator[tuple[Engine, dict[str, int], Ingestor]]:
     engine = open_engine(postgres_url)
+    ensure_queue_schema(engine)
     accounts = AccountDirectory(Config.empty())
     with engine.begin() as connection:
         ids = accounts.ensure(connection, {("facebook", f"a{i}") for i in range(3)})
@@ -63,6 +65,28 @@ def test_a_due_account_is_handed_out_once_until_its_hold_ends(store) -> None:
     assert due == sorted([ids["a0"], ids["a1"]])  # a2 is not among the accounts asked about
     again, _at = poll_state.take_due(engine, list(ids.values()), HOLD)
     assert again == [ids["a2"]]
+
+
+def test_an_account_whose_job_still_waits_is_not_handed_out_again(store) -> None:
+    """The workers are behind: the hold ran out, but the queued job will poll the account."""
+    engine, ids, _ingestor = store
+    account = ids["a1"]
+    poll_state.enroll(engine, [account], _db_now(engine) - timedelta(seconds=1), spread=0)
+    lock = poll_state.poll_lock(account)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, queueing_lock, "
+                "args, status) VALUES ('replywatch', 'replywatch.poll', :lock, :lock, '{}', "
+                "'todo')"
+            ),
+            {"lock": lock},
+        )
+    assert poll_state.take_due(engine, [account], HOLD)[0] == []
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE procrastinate_jobs SET status = 'doing'"))
+    # Once it runs, a due account is handed out again (a killed worker's account).
+    assert poll_state.take_due(engine, [account], HOLD)[0] == [account]
 
 
 def test_a_job_deferred_while_a_poll_ran_has_nothing_to_do(store) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from connectors.fakes.meta import FakeMeta
 from monitor.accounts import account_names
 from monitor.cluster import poll_state
+from monitor.cluster.queue import ensure_queue_schema
 from monitor.context import AppContext
 from monitor.coordinator import AccountState, PollOutcome, PollRecord
 from monitor.ingest import EVENTS
@@ -74,6 +75,7 @@ secrets = {{ access_token = "env:SERVE_TOKEN" }}
         with engine.connect() as connection:
             account_id = {v: k for k, v in account_names(connection).items()}[("facebook", "shop")]
         # What a worker records after two polls of the account.
+        ensure_queue_schema(engine)
         poll_state.enroll(engine, [account_id], datetime.now(UTC), spread=0)
         for job, outcome in ((1, PollOutcome.SUCCESS), (2, PollOutcome.CONNECTION)):
             poll_state.take_due(engine, [account_id], timedelta(seconds=60))

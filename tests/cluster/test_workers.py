@@ -188,7 +188,11 @@ def stored(engine: Engine) -> tuple[set[tuple[object, ...]], set[tuple[object, .
 
 async def scrape(address: str) -> str:
     """One /metrics scrape."""
-    async with aiohttp.ClientSession() as session, session.get(f"{address}/metrics") as reply:
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(f"{address}/metrics") as reply,
+    ):
         assert reply.status == 200
         return await reply.text()
 
@@ -297,7 +301,7 @@ async def test_a_killed_worker_s_accounts_are_taken_over_by_the_others(
         for worker in workers:
             if worker.process.returncode is None:
                 worker.process.kill()
-                await worker.process.wait()
+                await asyncio.wait_for(worker.process.wait(), 30)
         engine.dispose()
         if single is not None:
             single.close()
@@ -375,7 +379,7 @@ async def test_a_frozen_worker_that_wakes_up_counts_nothing_twice(
             if worker.process.returncode is None:
                 worker.signal(signal.SIGCONT)
                 worker.process.kill()
-                await worker.process.wait()
+                await asyncio.wait_for(worker.process.wait(), 30)
         engine.dispose()
         if single is not None:
             single.close()
