@@ -5,8 +5,9 @@ routes and mutable state. It reproduces what the connectors rely on (platform-ap
 and 11): versioned paths, ``access_token`` checks, cursor paging with full ``next`` URLs,
 newest-first conversations with the 20-most-recent-messages cap, Page feed and Instagram
 media comments, ISO ``+0000`` times, the Graph error envelope, usage headers, and signed
-webhook bodies. Failure switches (:meth:`FakeMeta.fail_next`) make it throttle, expire
-tokens, fail, hang, or answer garbage on demand.
+webhook bodies. Failure switches (:meth:`FakeMeta.fail_next`, or
+:meth:`FakeMeta.fail_account` for one Page or Instagram account) make it throttle, expire
+tokens, fail, hang, drop the connection, or answer garbage on demand.
 
 Times are passed in by the caller and kept to whole seconds, as the Graph API shows them.
 """
@@ -33,7 +34,7 @@ MESSAGE_DETAIL_LIMIT = 20
 FAILURE_KINDS = frozenset({
     "throttle", "http_429", "expired_token", "permission", "server_error", "slow",
     "malformed", "truncated", "html", "missing_data", "empty_page_with_next",
-    "invalid_cursor", "recorded",
+    "invalid_cursor", "recorded", "reset",
 })  # fmt: skip
 
 
@@ -73,6 +74,18 @@ def _whole_seconds(at: datetime) -> datetime:
     if at.tzinfo is None:
         raise ValueError("fake Meta times must be timezone-aware")
     return at.astimezone(UTC).replace(microsecond=0)
+
+
+async def _reset(request: web.Request, body: bytes) -> web.StreamResponse:
+    """Send the headers and half the body, then drop the connection."""
+    # Before the headers, aiohttp's client would quietly retry on a fresh connection.
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.content_length = len(body)
+    await response.prepare(request)
+    await response.write(body[: len(body) // 2])
+    if request.transport is not None:
+        request.transport.close()
+    return response
 
 
 def _encode_cursor(index: int) -> str:
@@ -285,8 +298,10 @@ class FakeMeta(FailureSwitches):
             )
             return self._json(body, status, owner)
         if kind == "slow":
-            await self._release.wait()
+            await self._hang(options)
             return web.Response(status=504)
+        if kind == "reset":
+            return await _reset(request, json.dumps(await self._page(request, owner)).encode())
         if kind == "malformed":
             return web.Response(text='{"data": [ {"id": ', content_type="application/json")
         if kind == "truncated":
@@ -342,7 +357,7 @@ class FakeMeta(FailureSwitches):
             )
         if token != owner.token:
             return self._json(self.error_body(190, "Invalid OAuth access token."), 400)
-        failure = self._take_failure()
+        failure = self._take_failure(owner.id)
         if failure is not None:
             response = await self._failure_response(failure, request, owner)
             if response is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -9,7 +10,7 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from connectors._graph import parse_graph_time, usage_fraction
+from connectors._graph import MAX_EMPTY_PAGES, parse_graph_time, usage_fraction
 from connectors.base import ConnectorSettings
 from connectors.errors import (
     ConnectorAuthError,
@@ -88,6 +89,22 @@ async def test_pagination_survives_an_empty_page_with_next(
     assert len([e for e in result.events if e.channel == "dm"]) == 3
 
 
+async def test_paging_that_never_advances_fails_the_poll(
+    fake_meta: FakeMeta, facebook: FacebookConnector
+) -> None:
+    """Empty pages with a next link forever: a bounded number of requests, then an error."""
+    fake_meta.customer_message("100", "c1", at(10))
+    fake_meta.fail_account("100", "empty_page_with_next", times=None)
+    with pytest.raises(ConnectorResponseError, match="paging does not advance"):
+        # Bounded here too: without the guard this poll never ends.
+        await asyncio.wait_for(facebook.fetch_since({}), 10)
+    assert len(fake_meta.requests) == MAX_EMPTY_PAGES + 1
+    fake_meta.clear_failures("100")
+    fake_meta.fail_next("empty_page_with_next", times=MAX_EMPTY_PAGES)
+    result = await facebook.fetch_since({})  # as many as allowed: still followed
+    assert len([e for e in result.events if e.channel == "dm"]) == 1
+
+
 async def test_twenty_message_cap_is_counted_and_logged(
     fake_meta: FakeMeta, facebook: FacebookConnector, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -152,6 +169,7 @@ async def test_plain_429_uses_retry_after(fake_meta: FakeMeta, facebook: Faceboo
         ("html", {}, ConnectorResponseError, "expected JSON, got text/html"),
         ("missing_data", {}, ConnectorResponseError, "without a data list"),
         ("invalid_cursor", {}, ConnectorResponseError, "Graph error 100"),
+        ("reset", {}, ConnectorConnectionError, "ClientPayloadError"),
     ],
 )
 async def test_every_failure_maps_to_the_exception_tree(
@@ -181,6 +199,24 @@ async def test_failure_on_a_later_page_returns_nothing(
     with pytest.raises(ConnectorConnectionError):
         await facebook.fetch_since({})
     assert len(fake_meta.requests) == 2
+
+
+async def test_account_failures_stay_with_their_account_until_cleared(
+    fake_meta: FakeMeta, settings_for: Settings, session: aiohttp.ClientSession
+) -> None:
+    """A failure aimed at one Page fails only that Page, on every request, until cleared."""
+    fake_meta.add_page("200", TOKEN)
+    fake_meta.customer_message("100", "c1", at(5))
+    fake_meta.customer_message("200", "c2", at(5))
+    other = FacebookConnector(settings_for({"page_id": "200"}, channels=("dm",)), session)
+    mine = FacebookConnector(settings_for({"page_id": "100"}, channels=("dm",)), session)
+    fake_meta.fail_account("100", "server_error", times=None)
+    for _ in range(3):
+        with pytest.raises(ConnectorConnectionError):
+            await mine.fetch_since({})
+        assert len((await other.fetch_since({})).events) == 1
+    fake_meta.clear_failures("100")
+    assert len((await mine.fetch_since({})).events) == 1
 
 
 async def test_timeout_and_refused_connection(
