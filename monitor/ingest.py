@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 
 from connectors.base import Event
 from monitor.accounts import AccountDirectory, AccountPolicy
+from monitor.coordinator import decode_cursor
 from monitor.models import Cursor, StoredEvent, StoredWait
 from monitor.profiles import WaitRule
 from monitor.rawsql import RawSql
@@ -38,6 +39,7 @@ __all__ = [
     "IngestResult",
     "Ingestor",
     "lock_accounts",
+    "read_cursor",
     "rederive_account",
 ]
 
@@ -235,6 +237,15 @@ class Ingestor:
             "updated_at = excluded.updated_at",
             (account_id, text, sql.time(now)),
         )
+
+
+def read_cursor(engine: Engine, account_id: int) -> dict[str, str]:
+    """The account's stored cursor (empty when it has none, or a damaged one)."""
+    with engine.connect() as connection:
+        value = connection.execute(
+            select(CURSORS.c.value).where(CURSORS.c.account_id == account_id)
+        ).scalar_one_or_none()
+    return decode_cursor(None if value is None else str(value))
 
 
 def lock_accounts(sql: RawSql, account_ids: Iterable[int]) -> None:

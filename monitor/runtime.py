@@ -34,12 +34,12 @@ from monitor.cluster.health_metrics import ClusterHealth
 from monitor.config import AccountConfig
 from monitor.connector_factory import Unavailable, build_connector
 from monitor.context import AppContext
-from monitor.coordinator import PollCoordinator, PollOutcome, PollRecord, decode_cursor
+from monitor.coordinator import PollCoordinator, PollOutcome, PollRecord
 from monitor.events_hook import EventsHook
 from monitor.exposition import ExpositionCache
 from monitor.figures_exporter import FiguresSnapshot
 from monitor.group_commit import GroupCommit
-from monitor.ingest import CURSORS, Ingestor
+from monitor.ingest import Ingestor, read_cursor
 from monitor.instance_lock import InstanceLock, InstanceLockError
 from monitor.metrics import Metrics
 from monitor.models import Account
@@ -303,16 +303,11 @@ class Runtime:
         config = self.context.config
         names = [a.name for a in config.accounts.values() if a.platform == "telegram"]
         owners: dict[str, dict[str, str]] = {}
-        with self.context.engine.connect() as connection:
-            for name in names:
-                ident = self._ids.get(name)
-                value = None
-                if ident is not None:
-                    value = connection.execute(
-                        select(CURSORS.c.value).where(CURSORS.c.account_id == ident)
-                    ).scalar_one_or_none()
-                known = decode_cursor(None if value is None else str(value)).get("connections")
-                owners[name] = dict(json.loads(known)) if known else {}
+        for name in names:
+            ident = self._ids.get(name)
+            cursor = {} if ident is None else read_cursor(self.context.engine, ident)
+            known = cursor.get("connections")
+            owners[name] = dict(json.loads(known)) if known else {}
         self.metrics.prepare_webhooks("telegram")
         bots = {
             a.name: tuple(b for b in a.options.get("automated_bots", "").split(",") if b)
@@ -457,15 +452,7 @@ class Runtime:
         account_id = self._ids.get(account)
         if account_id is None:
             return {}
-
-        def read() -> str | None:
-            with self.context.engine.connect() as connection:
-                value = connection.execute(
-                    select(CURSORS.c.value).where(CURSORS.c.account_id == account_id)
-                ).scalar_one_or_none()
-            return None if value is None else str(value)
-
-        cursor = decode_cursor(await asyncio.to_thread(read))
+        cursor = await asyncio.to_thread(read_cursor, self.context.engine, account_id)
         self._cursors[account] = cursor
         return cursor
 

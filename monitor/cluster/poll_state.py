@@ -23,7 +23,6 @@ from sqlalchemy import (
     bindparam,
     func,
     select,
-    text,
     update,
 )
 
@@ -96,21 +95,14 @@ def take_due(
 ) -> tuple[list[int], datetime]:
     """The due accounts among ``account_ids``, held for ``hold`` so no other tick takes them.
 
-    An account whose poll job still waits in the queue is not taken again: when the workers
-    are behind, holds run out before the jobs start, and deferring them again would only
-    collide with the queued ones (procrastinate refuses a second queued job per lock).
     Returns the accounts with the database's time of the take, which their jobs carry.
     """
     s = POLL_STATE.c
-    not_queued = text(
-        "NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS job WHERE job.status = 'todo' "
-        "AND job.queueing_lock = 'poll:' || poll_state.account_id)"
-    )
     with engine.begin() as connection:
         now = _db_now(connection)
         rows = connection.execute(
             update(POLL_STATE)
-            .where(s.next_poll_at <= now, _among(account_ids), not_queued)
+            .where(s.next_poll_at <= now, _among(account_ids))
             .values(next_poll_at=now + hold)
             .returning(s.account_id)
         )

@@ -32,7 +32,6 @@ import aiohttp
 from procrastinate import App, JobContext
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import Job, Status
-from sqlalchemy import select
 
 from connectors.base import FetchResult
 from monitor.alert_cycle import AlertCycle
@@ -42,8 +41,8 @@ from monitor.cluster.queue import QUEUE, build_queue_app, cron_every, ensure_que
 from monitor.config import AccountConfig
 from monitor.connector_factory import Unavailable, build_connector
 from monitor.context import AppContext
-from monitor.coordinator import PollCoordinator, decode_cursor
-from monitor.ingest import CURSORS, Ingestor
+from monitor.coordinator import PollCoordinator
+from monitor.ingest import Ingestor, read_cursor
 from monitor.summary.delivery import SummaryMailer
 
 __all__ = ["ClusterWorker", "WorkerSettings"]
@@ -379,16 +378,7 @@ class ClusterWorker:
 
     async def _load_cursor(self, account: str) -> Mapping[str, str]:
         # Read every time: the last poll may have run on another worker.
-        account_id = self._ids[account]
-
-        def read() -> str | None:
-            with self.context.engine.connect() as connection:
-                value = connection.execute(
-                    select(CURSORS.c.value).where(CURSORS.c.account_id == account_id)
-                ).scalar_one_or_none()
-            return None if value is None else str(value)
-
-        cursor = decode_cursor(await asyncio.to_thread(read))
+        cursor = await asyncio.to_thread(read_cursor, self.context.engine, self._ids[account])
         self._loaded[account] = cursor
         return cursor
 

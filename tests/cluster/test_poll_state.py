@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 
 from connectors.base import Event
 from monitor.accounts import AccountDirectory
@@ -65,28 +65,6 @@ def test_a_due_account_is_handed_out_once_until_its_hold_ends(store) -> None:
     assert due == sorted([ids["a0"], ids["a1"]])  # a2 is not among the accounts asked about
     again, _at = poll_state.take_due(engine, list(ids.values()), HOLD)
     assert again == [ids["a2"]]
-
-
-def test_an_account_whose_job_still_waits_is_not_handed_out_again(store) -> None:
-    """The workers are behind: the hold ran out, but the queued job will poll the account."""
-    engine, ids, _ingestor = store
-    account = ids["a1"]
-    poll_state.enroll(engine, [account], _db_now(engine) - timedelta(seconds=1), spread=0)
-    lock = poll_state.poll_lock(account)
-    with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, queueing_lock, "
-                "args, status) VALUES ('replywatch', 'replywatch.poll', :lock, :lock, '{}', "
-                "'todo')"
-            ),
-            {"lock": lock},
-        )
-    assert poll_state.take_due(engine, [account], HOLD)[0] == []
-    with engine.begin() as connection:
-        connection.execute(text("UPDATE procrastinate_jobs SET status = 'doing'"))
-    # Once it runs, a due account is handed out again (a killed worker's account).
-    assert poll_state.take_due(engine, [account], HOLD)[0] == [account]
 
 
 def test_a_job_deferred_while_a_poll_ran_has_nothing_to_do(store) -> None:

@@ -35,6 +35,7 @@ from tests.cluster.fleet import (
     PER_PROCESS,
     TOKEN,
     Fleet,
+    Poll,
     Process,
     gaps,
     overlaps,
@@ -253,6 +254,45 @@ def check_outputs(fleet: Fleet, processes: list[Process]) -> None:
         assert not any(TOKEN in line for line in lines)
 
 
+async def settle_and_check_polls(
+    fleet: Fleet, traffic: Traffic, running: list[Process]
+) -> list[Poll]:
+    """Stop the traffic, let every account be polled once more, stop the workers; check the log.
+
+    No two committed polls of one account overlap, and no account waited over the bound.
+    """
+    last_message = await traffic.stop()
+    await fleet.until(
+        lambda: all_polled_after(fleet, last_message, success=True), 90, "a calm round"
+    )
+    for worker in running:
+        assert await worker.stop() == 0
+    committed = fleet.committed()
+    assert overlaps(committed) == []
+    longest = gaps(committed, datetime.now(UTC))
+    assert len(longest) == PAGES
+    assert max(longest.values()) <= BOUND, sorted(longest.items(), key=lambda i: -i[1])[:5]
+    return committed
+
+
+async def check_against_one_process(
+    fleet: Fleet,
+    workers: list[Process],
+    engine: Engine,
+    setup: tuple[Path, Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The store equals one process's, the replicas agree with it, no output has the token."""
+    tmp_path, config, database = setup
+    single = await clean_run(tmp_path, config, monkeypatch)
+    try:
+        assert stored(engine) == stored(single.engine)
+        await check_serving(fleet, config, database, single)
+        check_outputs(fleet, workers)
+    finally:
+        single.close()
+
+
 async def test_a_killed_worker_s_accounts_are_taken_over_by_the_others(
     tmp_path: Path,
     fake: tuple[FakeMeta, str],
@@ -267,7 +307,6 @@ async def test_a_killed_worker_s_accounts_are_taken_over_by_the_others(
     workers = [await start_worker(fleet, config, postgres_url) for _ in range(3)]
     victim, survivors = workers[0], workers[1:]
     traffic = Traffic(meta, fleet, 3)
-    single: AppContext | None = None
     try:
         started = datetime.now(UTC)
         await fleet.until(lambda: all_polled_after(fleet, started), 90, "every account polled")
@@ -277,25 +316,13 @@ async def test_a_killed_worker_s_accounts_are_taken_over_by_the_others(
         await asyncio.wait_for(victim.process.wait(), 30)
         await fleet.until(lambda: released(fleet, caught), 60, "the killed worker's jobs released")
         await fleet.until(lambda: all_polled_after(fleet, killed_at), 90, "polls after the kill")
-        last_message = await traffic.stop()
-        await fleet.until(
-            lambda: all_polled_after(fleet, last_message, success=True), 90, "a calm round"
-        )
-        for worker in survivors:
-            assert await worker.stop() == 0
-        ended = datetime.now(UTC)
-        committed = fleet.committed()
-        assert overlaps(committed) == []
-        longest = gaps(committed, ended)
-        assert len(longest) == PAGES
-        assert max(longest.values()) <= BOUND, sorted(longest.items(), key=lambda i: -i[1])[:5]
+        committed = await settle_and_check_polls(fleet, traffic, survivors)
         share = {w.name: sum(p.worker == w.name for p in committed) for w in workers}
         assert min(share.values()) > len(committed) / 10, share  # the work was shared
         assert traffic.written >= 50
-        single = await clean_run(tmp_path, config, monkeypatch)
-        assert stored(engine) == stored(single.engine)
-        await check_serving(fleet, config, postgres_url, single)
-        check_outputs(fleet, workers)
+        await check_against_one_process(
+            fleet, workers, engine, (tmp_path, config, postgres_url), monkeypatch
+        )
     finally:
         await traffic.stop()
         for worker in workers:
@@ -303,8 +330,6 @@ async def test_a_killed_worker_s_accounts_are_taken_over_by_the_others(
                 worker.process.kill()
                 await asyncio.wait_for(worker.process.wait(), 30)
         engine.dispose()
-        if single is not None:
-            single.close()
 
 
 async def test_a_frozen_worker_that_wakes_up_counts_nothing_twice(
@@ -321,7 +346,6 @@ async def test_a_frozen_worker_that_wakes_up_counts_nothing_twice(
     workers = [await start_worker(fleet, config, postgres_url) for _ in range(2)]
     frozen, other = workers
     traffic = Traffic(meta, fleet, 4)
-    single: AppContext | None = None
     try:
         started = datetime.now(UTC)
         await fleet.until(lambda: all_polled_after(fleet, started), 90, "every account polled")
@@ -357,22 +381,10 @@ async def test_a_frozen_worker_that_wakes_up_counts_nothing_twice(
             60,
             "the woken worker polling again",
         )
-        last_message = await traffic.stop()
-        await fleet.until(
-            lambda: all_polled_after(fleet, last_message, success=True), 90, "a calm round"
+        await settle_and_check_polls(fleet, traffic, workers)
+        await check_against_one_process(
+            fleet, workers, engine, (tmp_path, config, postgres_url), monkeypatch
         )
-        for worker in workers:
-            assert await worker.stop() == 0
-        ended = datetime.now(UTC)
-        committed = fleet.committed()
-        assert overlaps(committed) == []
-        longest = gaps(committed, ended)
-        assert len(longest) == PAGES
-        assert max(longest.values()) <= BOUND, sorted(longest.items(), key=lambda i: -i[1])[:5]
-        single = await clean_run(tmp_path, config, monkeypatch)
-        assert stored(engine) == stored(single.engine)
-        await check_serving(fleet, config, postgres_url, single)
-        check_outputs(fleet, workers)
     finally:
         await traffic.stop()
         for worker in workers:
@@ -381,5 +393,3 @@ async def test_a_frozen_worker_that_wakes_up_counts_nothing_twice(
                 worker.process.kill()
                 await asyncio.wait_for(worker.process.wait(), 30)
         engine.dispose()
-        if single is not None:
-            single.close()
