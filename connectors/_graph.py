@@ -159,8 +159,8 @@ class GraphClient:
             if not isinstance(data, list):
                 raise ConnectorResponseError(f"{self._where(path)}: page without a data list")
             # Empty pages with a next link are followed, but a cursor that keeps returning
-            # them would hold the poll forever (found by the soak's faults): give up, so the
-            # poll fails, backs off and starts again from our own high-water mark.
+            # them would hold the poll forever (found while building the soak's faults): give
+            # up, so the poll fails, backs off and starts again from our own high-water mark.
             empty = 0 if data else empty + 1
             if empty > MAX_EMPTY_PAGES:
                 raise ConnectorResponseError(
