@@ -189,6 +189,9 @@ async def start(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "CLUSTER_TOKEN": TOKEN},
+        # A traceback line may be long: a reader that gave up would leave the pipe full and
+        # the process blocked on its next write.
+        limit=2**22,
     )
     handle = Process(process)
     seen = asyncio.Event()
@@ -196,10 +199,16 @@ async def start(
     async def read_stdout() -> None:
         assert process.stdout is not None
         async for raw in process.stdout:
-            line = raw.decode().rstrip("\n")
+            line = raw.decode(errors="replace").rstrip("\n")
             handle.lines.append(line)
             if line.startswith("{"):
-                await fleet._note(json.loads(line))
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    # Keep reading (a blocked pipe would stop the worker), but say so.
+                    await fleet._error_line(process.pid, f"[test] not a poll log line: {line}")
+                    continue
+                await fleet._note(entry)
             elif line.startswith(ready):
                 if line.startswith("replywatch worker "):
                     handle.name = line.split()[2].rstrip(":")
@@ -208,7 +217,7 @@ async def start(
     async def read_stderr() -> None:
         assert process.stderr is not None
         async for raw in process.stderr:
-            await fleet._error_line(process.pid, raw.decode().rstrip("\n"))
+            await fleet._error_line(process.pid, raw.decode(errors="replace").rstrip("\n"))
 
     handle.readers = [asyncio.create_task(read_stdout()), asyncio.create_task(read_stderr())]
     waiting = asyncio.create_task(seen.wait())

@@ -48,7 +48,8 @@ from tests.cluster.fleet import (
 )
 from tests.stack import free_port
 
-pytestmark = pytest.mark.postgres
+# A run takes about 50 s; a stuck one fails with its stacks instead of holding up the suite.
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 
 PAGES = 500
 # What is not a window figure (metrics.md section 4): the rest is compared with one process's.
@@ -124,15 +125,21 @@ async def catch_in_flight(fleet: Fleet, worker: Process, engine: Engine) -> list
         await fleet.until(lambda seen=seen: len(fleet.polls) >= seen + 5, 60, "other polls")
         # Lines it wrote before it stopped have been read by now: those polls had ended.
         candidates = sorted(set(candidates) & set(fleet.in_flight(worker.name)))
-        with engine.connect() as connection:
-            doing = connection.execute(
-                text("SELECT id FROM procrastinate_jobs WHERE status = 'doing' AND id = ANY(:ids)"),
-                {"ids": candidates},
-            ).scalars()
-            caught = sorted(int(job) for job in doing)
+        # In a thread: the fake and the pipe readers live in this loop and must keep going.
+        caught = await asyncio.to_thread(jobs_doing, engine, candidates)
         if caught:
             return caught
         worker.signal(signal.SIGCONT)  # it finished meanwhile: try the next one
+
+
+def jobs_doing(engine: Engine, jobs: list[int]) -> list[int]:
+    """Those of ``jobs`` that procrastinate still has running."""
+    with engine.connect() as connection:
+        doing = connection.execute(
+            text("SELECT id FROM procrastinate_jobs WHERE status = 'doing' AND id = ANY(:ids)"),
+            {"ids": jobs},
+        ).scalars()
+        return sorted(int(job) for job in doing)
 
 
 def all_polled_after(fleet: Fleet, moment: datetime, success: bool = False) -> bool:
@@ -286,7 +293,7 @@ async def check_against_one_process(
     tmp_path, config, database = setup
     single = await clean_run(tmp_path, config, monkeypatch)
     try:
-        assert stored(engine) == stored(single.engine)
+        assert await asyncio.to_thread(stored, engine) == stored(single.engine)
         await check_serving(fleet, config, database, single)
         check_outputs(fleet, workers)
     finally:
