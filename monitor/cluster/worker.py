@@ -221,6 +221,9 @@ class ClusterWorker:
                     install_signal_handlers=False,
                     delete_jobs="always",
                     update_heartbeat_interval=s.heartbeat_seconds,
+                    # A job that waited behind a released lock gets no notification when
+                    # it becomes free: look for work at least every tick.
+                    fetch_job_polling_interval=s.tick_seconds,
                     stalled_worker_timeout=s.stalled_after,
                     shutdown_graceful_timeout=s.request_timeout * 4,
                 )

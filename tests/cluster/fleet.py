@@ -99,8 +99,17 @@ class Fleet:
     stderr: dict[int, list[str]] = field(default_factory=dict)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    async def until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
-        """Wait until ``predicate`` holds after some line arrived (or fail after timeout)."""
+    async def until(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float,
+        what: str,
+        explain: Callable[[], str] | None = None,
+    ) -> None:
+        """Wait until ``predicate`` holds after some line arrived (or fail after timeout).
+
+        ``explain`` adds what the database says to the failure (which stage is stuck).
+        """
         async with self.changed:
             try:
                 await asyncio.wait_for(self.changed.wait_for(predicate), timeout)
@@ -108,9 +117,10 @@ class Fleet:
                 errors = "\n".join(
                     f"{pid}: {line}" for pid, lines in self.stderr.items() for line in lines[-80:]
                 )
+                state = "" if explain is None else f"\nthe database says:\n{explain()}"
                 raise AssertionError(
                     f"timed out after {timeout:.0f} s waiting for {what}; the processes said:\n"
-                    f"{errors}"
+                    f"{errors}{state}"
                 ) from None
 
     def committed(self) -> list[Poll]:

@@ -142,6 +142,33 @@ def jobs_doing(engine: Engine, jobs: list[int]) -> list[int]:
         return sorted(int(job) for job in doing)
 
 
+def queue_state(engine: Engine, accounts: set[str]) -> str:
+    """The poll state and queued jobs of these accounts, the workers and the sessions."""
+    queries = {
+        "now": "SELECT now()",
+        "poll_state": (
+            "SELECT a.name, s.next_poll_at, s.lease, s.last_poll_at, s.state FROM poll_state s "
+            "JOIN accounts a ON a.id = s.account_id WHERE a.name = ANY(:names)"
+        ),
+        "jobs": (
+            "SELECT j.id, j.lock, j.status, j.worker_id, j.scheduled_at FROM procrastinate_jobs j "
+            "JOIN accounts a ON j.lock = 'poll:' || a.id WHERE a.name = ANY(:names)"
+        ),
+        "jobs by status": "SELECT status, COUNT(*) FROM procrastinate_jobs GROUP BY status",
+        "workers": "SELECT id, last_heartbeat FROM procrastinate_workers",
+        "sessions": (
+            "SELECT pid, state, wait_event_type, wait_event, now() - xact_start, left(query, 120) "
+            "FROM pg_stat_activity WHERE datname = current_database() AND state <> 'idle'"
+        ),
+    }
+    lines = []
+    with engine.connect() as connection:
+        for title, query in queries.items():
+            rows = connection.execute(text(query), {"names": sorted(accounts)}).all()
+            lines.append(f"{title}: " + "; ".join(str(tuple(row)) for row in rows))
+    return "\n".join(lines)
+
+
 def all_polled_after(fleet: Fleet, moment: datetime, success: bool = False) -> bool:
     """Whether every account has a committed poll that started after ``moment``."""
     polled = {
@@ -321,8 +348,19 @@ async def test_a_killed_worker_s_accounts_are_taken_over_by_the_others(
         victim.signal(signal.SIGKILL)
         killed_at = datetime.now(UTC)
         await asyncio.wait_for(victim.process.wait(), 30)
-        await fleet.until(lambda: released(fleet, caught), 60, "the killed worker's jobs released")
-        await fleet.until(lambda: all_polled_after(fleet, killed_at), 90, "polls after the kill")
+        accounts = {fleet.started[job][1] for job in caught}
+        await fleet.until(
+            lambda: released(fleet, caught),
+            60,
+            "the killed worker's jobs released",
+            explain=lambda: queue_state(engine, accounts),
+        )
+        await fleet.until(
+            lambda: all_polled_after(fleet, killed_at),
+            90,
+            "polls after the kill",
+            explain=lambda: queue_state(engine, accounts),
+        )
         committed = await settle_and_check_polls(fleet, traffic, survivors)
         share = {w.name: sum(p.worker == w.name for p in committed) for w in workers}
         assert min(share.values()) > len(committed) / 10, share  # the work was shared
@@ -365,7 +403,10 @@ async def test_a_frozen_worker_that_wakes_up_counts_nothing_twice(
         frozen_at = datetime.now(UTC)
         accounts = {fleet.started[job][1] for job in caught}
         await fleet.until(
-            lambda: released(fleet, caught), 60, f"the frozen worker's jobs {caught} released"
+            lambda: released(fleet, caught),
+            60,
+            f"the frozen worker's jobs {caught} released",
+            explain=lambda: queue_state(engine, accounts),
         )
 
         def taken_over() -> bool:
@@ -377,7 +418,12 @@ async def test_a_frozen_worker_that_wakes_up_counts_nothing_twice(
                 for a in accounts
             )
 
-        await fleet.until(taken_over, 60, "the other worker polling the frozen one's accounts")
+        await fleet.until(
+            taken_over,
+            60,
+            "the other worker polling the frozen one's accounts",
+            explain=lambda: queue_state(engine, accounts),
+        )
         frozen.signal(signal.SIGCONT)
         await fleet.until(lambda: all(j in fleet.ended for j in caught), 60, "the late polls")
         # A poll that ended before the freeze (only its log line was late) keeps its result;
