@@ -5,14 +5,15 @@ PostgreSQL (a fresh database per mode, dropped afterwards).
 
 1. The fake Graph API runs in its own process (``bench/fake_graph_server.py``) with 10,000
    Pages and customers writing to them.
-2. Every account is due every 20 s: 500 polls a second, more than this machine can make, so
+2. The 7-day backfill is not a steady-state cost: ``replywatch run`` makes it once, into a
+   template database. Every mode starts from a copy of it (``CREATE DATABASE ... TEMPLATE``),
+   so its polls are incremental from the first.
+3. Every account is due every 20 s: 500 polls a second, more than this machine can make, so
    the rate measured is what the processes can do, not what was asked.
-3. For each mode, on a fresh database: start it, wait until every account had its first
-   poll (the 7-day backfill is not a steady-state cost) and one interval more, then count
-   the polls made over the measuring window and the CPU seconds spent: by the replywatch
-   processes (``/proc``) and by the whole machine (``/proc/stat``: PostgreSQL and the fake
-   included).
-4. The baseline, measured in the same run: ``replywatch run``, one process with APScheduler
+4. For each mode, on its copy: start it, let it work for one interval, then count the polls
+   made over the measuring window and the CPU seconds spent: by the replywatch processes
+   (``/proc``) and by the whole machine (``/proc/stat``: PostgreSQL and the fake included).
+5. The baseline, measured in the same run: ``replywatch run``, one process with APScheduler
    and no queue, on the same PostgreSQL and the same fake. The ratio of a worker mode's CPU
    per poll to the baseline's is the cost of coordinating through procrastinate.
 """
@@ -80,11 +81,12 @@ def machine_busy_seconds() -> float:
 class Database:
     """A fresh PostgreSQL database for one mode."""
 
-    def __init__(self) -> None:
+    def __init__(self, template: str | None = None) -> None:
         self.name = f"replywatch_bench_{uuid.uuid4().hex[:8]}"
         self.admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+        copy = "" if template is None else f' TEMPLATE "{template}"'
         with self.admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{self.name}"'))
+            connection.execute(text(f'CREATE DATABASE "{self.name}"{copy}'))
         self.url = ADMIN_URL.rsplit("/", 1)[0] + f"/{self.name}"
         self.engine = create_engine(self.url)
 
@@ -123,21 +125,46 @@ async def start(
     )
 
 
-async def measure_workers(
-    workers: int, config: Path, accounts: int, seconds: float, env: dict[str, str]
-) -> Result:
-    """Start ``workers`` workers on a fresh database and measure their steady state."""
+async def backfilled(config: Path, env: dict[str, str]) -> Database:
+    """A database holding the 7-day backfill of every account, made by ``replywatch run``."""
     database = Database()
+    process = await start(config, database.url, ["run", "--listen", "127.0.0.1:0"], env)
+    assert process.stdout is not None
+    try:
+        await wait_for_line(process, "backfill finished")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
+    database.engine.dispose()  # a template must have no connections
+    return database
+
+
+async def wait_for_line(process: asyncio.subprocess.Process, wanted: str) -> str:
+    """Read the process's output up to the first line containing ``wanted``; returns it."""
+    assert process.stdout is not None
+    line = ""
+    while wanted not in line:
+        raw = await asyncio.wait_for(process.stdout.readline(), 1800)
+        if not raw:
+            raise RuntimeError(f"replywatch exited before saying {wanted!r}")
+        line = raw.decode()
+    return line
+
+
+async def measure_workers(
+    workers: int, config: Path, template: str, seconds: float, env: dict[str, str]
+) -> Result:
+    """Start ``workers`` workers on a copy of the backfilled database and measure them."""
+    database = Database(template)
     processes = [
         await start(config, database.url, ["worker", "--concurrency", "100"], env)
         for _ in range(workers)
     ]
     try:
-        first_round = "SELECT COUNT(*) FROM poll_state WHERE last_poll_at IS NOT NULL"
-        while database.scalar(first_round) < accounts:
-            await asyncio.sleep(1)
-        await asyncio.sleep(INTERVAL)  # let the first round's rhythm settle
         count = "SELECT COALESCE(SUM(polls), 0) FROM poll_counts"
+        while database.scalar(count) == 0:
+            await asyncio.sleep(1)
+        await asyncio.sleep(INTERVAL)  # let the queue fill and the rhythm settle
         polls_before, machine_before = database.scalar(count), machine_busy_seconds()
         cpu_before = sum(sum(cpu_times(p.pid)) for p in processes)
         started = time.monotonic()
@@ -155,17 +182,18 @@ async def measure_workers(
     return Result(f"{workers} worker(s)", polls, elapsed, cpu, machine)
 
 
-async def measure_single(config: Path, seconds: float, env: dict[str, str]) -> Result:
-    """The baseline: ``replywatch run`` on a fresh PostgreSQL database."""
-    database = Database()
+async def measure_single(
+    config: Path, template: str, seconds: float, env: dict[str, str]
+) -> Result:
+    """The baseline: ``replywatch run`` on a copy of the backfilled database."""
+    database = Database(template)
     process = await start(config, database.url, ["run", "--listen", "127.0.0.1:0"], env)
     assert process.stdout is not None
+    drain: asyncio.Task[bytes] | None = None
     try:
-        address, line = "", ""
-        while "backfill finished" not in line:
-            line = (await asyncio.wait_for(process.stdout.readline(), 900)).decode()
-            if "serving" in line:
-                address = line.split("serving ")[1].split(" ")[0]
+        line = await wait_for_line(process, "serving")
+        address = line.split("serving ")[1].split(" ")[0]
+        await wait_for_line(process, "backfill finished")
         drain = asyncio.create_task(process.stdout.read())
         await asyncio.sleep(INTERVAL)  # as for the workers
         async with aiohttp.ClientSession() as session:
@@ -182,7 +210,8 @@ async def measure_single(config: Path, seconds: float, env: dict[str, str]) -> R
     finally:
         process.send_signal(signal.SIGTERM)
         await process.wait()
-        drain.cancel()
+        if drain is not None:
+            drain.cancel()
         database.drop()
     return Result("replywatch run (baseline)", polls, elapsed, cpu, machine)
 
@@ -207,11 +236,16 @@ async def run(accounts: int, seconds: float, modes: Sequence[int], folder: Path)
         print(
             f"{accounts} accounts, each due every {INTERVAL} s; {seconds:g} s per mode", flush=True
         )
-        results = [await measure_single(config, seconds, env)]
-        print(f"  measured {results[-1].mode}", flush=True)
-        for workers in modes:
-            results.append(await measure_workers(workers, config, accounts, seconds, env))
+        template = await backfilled(config, env)
+        print("  backfilled the template database", flush=True)
+        try:
+            results = [await measure_single(config, template.name, seconds, env)]
             print(f"  measured {results[-1].mode}", flush=True)
+            for workers in modes:
+                results.append(await measure_workers(workers, config, template.name, seconds, env))
+                print(f"  measured {results[-1].mode}", flush=True)
+        finally:
+            template.drop()
     finally:
         fake.send_signal(signal.SIGTERM)
         await fake.wait()

@@ -19,10 +19,12 @@ from sqlalchemy import (
     Connection,
     Engine,
     Integer,
+    TextClause,
     any_,
     bindparam,
     func,
     select,
+    text,
     update,
 )
 
@@ -46,6 +48,7 @@ __all__ = [
 POLL_STATE = PollState.__table__  # type: ignore[attr-defined]
 POLL_COUNTS = PollCount.__table__  # type: ignore[attr-defined]
 
+_LOCK_PREFIX = "poll:"
 # A token that was refused is tried again this often (each worker reads its own secrets).
 AUTH_RETRY = timedelta(minutes=5)
 
@@ -87,7 +90,7 @@ def enroll(
 
 def poll_lock(account_id: int) -> str:
     """The procrastinate lock (and queueing lock) of an account's poll jobs."""
-    return f"poll:{account_id}"
+    return f"{_LOCK_PREFIX}{account_id}"
 
 
 def take_due(
@@ -95,6 +98,9 @@ def take_due(
 ) -> tuple[list[int], datetime]:
     """The due accounts among ``account_ids``, held for ``hold`` so no other tick takes them.
 
+    An account whose poll job still waits in the queue is left alone: when the workers are
+    behind, holds run out before the jobs start, and deferring again would only collide
+    with the waiting job (one queued job per account), costing a round trip per account.
     Returns the accounts with the database's time of the take, which their jobs carry.
     """
     s = POLL_STATE.c
@@ -102,7 +108,7 @@ def take_due(
         now = _db_now(connection)
         rows = connection.execute(
             update(POLL_STATE)
-            .where(s.next_poll_at <= now, _among(account_ids))
+            .where(s.next_poll_at <= now, _among(account_ids), _no_job_waiting())
             .values(next_poll_at=now + hold)
             .returning(s.account_id)
         )
@@ -195,6 +201,14 @@ def _among(account_ids: Sequence[int]) -> ColumnElement[bool]:
     ids = bindparam("ids", list(account_ids), type_=ARRAY(Integer))
     among: ColumnElement[bool] = POLL_STATE.c.account_id == any_(ids)
     return among
+
+
+def _no_job_waiting() -> TextClause:
+    # procrastinate's unique index on waiting jobs' queueing locks answers this per account.
+    return text(
+        "NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS job WHERE job.status = 'todo' "
+        "AND job.queueing_lock = :prefix || poll_state.account_id)"
+    ).bindparams(prefix=_LOCK_PREFIX)
 
 
 def _db_now(connection: Connection) -> datetime:

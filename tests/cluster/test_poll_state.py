@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from connectors.base import Event
 from monitor.accounts import AccountDirectory
@@ -65,6 +65,26 @@ def test_a_due_account_is_handed_out_once_until_its_hold_ends(store) -> None:
     assert due == sorted([ids["a0"], ids["a1"]])  # a2 is not among the accounts asked about
     again, _at = poll_state.take_due(engine, list(ids.values()), HOLD)
     assert again == [ids["a2"]]
+
+
+def test_an_account_whose_job_still_waits_is_not_taken_again(store) -> None:
+    """Workers behind: a due account with a queued job is left to that job, a running one not."""
+    engine, ids, _ingestor = store
+    poll_state.enroll(engine, list(ids.values()), _db_now(engine) - timedelta(seconds=1), spread=0)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, queueing_lock, args) "
+                "VALUES ('replywatch', 'replywatch.poll', :lock, :lock, '{}')"
+            ),
+            {"lock": poll_state.poll_lock(ids["a0"])},
+        )
+    due, _at = poll_state.take_due(engine, list(ids.values()), timedelta(0))
+    assert due == sorted([ids["a1"], ids["a2"]])
+    with engine.begin() as connection:  # the job starts: its hold may run out while it runs
+        connection.execute(text("UPDATE procrastinate_jobs SET status = 'doing'"))
+    due, _at = poll_state.take_due(engine, list(ids.values()), timedelta(0))
+    assert due == sorted(ids.values())
 
 
 def test_a_job_deferred_while_a_poll_ran_has_nothing_to_do(store) -> None:

@@ -22,6 +22,7 @@ from tests.conftest import RunCli
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
+CLUSTER = ROOT / "docker-compose.cluster.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
@@ -31,6 +32,7 @@ ALERTMANAGER = ROOT / "alerts" / "alertmanager.example.yml"
 PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 DATASOURCES = PROVISIONING / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDERS = PROVISIONING / "dashboards" / "replywatch.yml"
+REPLYWATCH_CONFIG = "/etc/replywatch/replywatch.toml"
 SERVICES = {"replywatch", "postgres", "prometheus", "alertmanager", "grafana"}
 DOCKER_COMPOSE = shutil.which("docker-compose")
 PROMTOOL = shutil.which("promtool")
@@ -89,12 +91,13 @@ def filled_env() -> str:
     return "".join(f"{name}=dummy-{name.lower().replace('_', '-')}\n" for name in env_example())
 
 
-def compose_config(project: Path) -> subprocess.CompletedProcess[str]:
+def compose_config(project: Path, *overrides: Path) -> subprocess.CompletedProcess[str]:
     """`docker-compose config` on the repository's file, with .env read from ``project``."""
     # A clean environment: variables of the test run must not fill in what .env lacks.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(project)}
+    files = [arg for path in (COMPOSE, *overrides) for arg in ("-f", str(path))]
     return subprocess.run(
-        [DOCKER_COMPOSE, "-f", str(COMPOSE), "--project-directory", str(project), "config"],  # type: ignore[list-item]
+        [DOCKER_COMPOSE, *files, "--project-directory", str(project), "config"],  # type: ignore[list-item]
         capture_output=True,
         text=True,
         check=False,
@@ -135,6 +138,28 @@ def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
     assert f":{password}@postgres:5432/" in replywatch["REPLYWATCH_DATABASE_URL"]
     grafana = resolved["services"]["grafana"]["environment"]
     assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == "dummy-grafana-admin-password"
+
+
+@needs_compose
+def test_the_cluster_file_turns_the_monitor_into_serve_and_workers(tmp_path: Path) -> None:
+    """With docker-compose.cluster.yml on top: replywatch serves, workers poll, same secrets."""
+    (tmp_path / ".env").write_text(filled_env(), encoding="utf-8")
+    result = compose_config(tmp_path, CLUSTER)
+    assert result.returncode == 0, result.stdout + result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert set(services) == SERVICES | {"worker"}
+    serve, worker = services["replywatch"], services["worker"]
+    assert serve["command"][2:] == ["serve", "--listen", f"0.0.0.0:{cmd_listen_port()}"]
+    assert worker["command"][2:] == ["worker"]
+    assert serve["command"][:2] == worker["command"][:2] == ["--config", REPLYWATCH_CONFIG]
+    # The same config file, the same secrets and the same database as the serving process.
+    assert worker["environment"] == serve["environment"]
+    assert [v.split(":")[1] for v in worker["volumes"]] == [REPLYWATCH_CONFIG]
+    assert worker["volumes"] == serve["volumes"]
+    assert worker["image"] == serve["image"]
+    assert worker["healthcheck"] == {"test": ["NONE"]}  # `disable: true`, as Compose spells it
+    assert "ports" not in worker
+    assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
 @needs_compose
