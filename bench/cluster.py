@@ -10,7 +10,8 @@ PostgreSQL (a fresh database per mode, dropped afterwards).
    so its polls are incremental from the first.
 3. Every account is due every 20 s: 500 polls a second, more than this machine can make, so
    the rate measured is what the processes can do, not what was asked.
-4. For each mode, on its copy: start it, let it work for one interval, then count the polls
+4. For each mode, on its copy: start it, let it poll every account once (the first round
+   also decides the week's SLI outcomes) and work one interval more, then count the polls
    made over the measuring window and the CPU seconds spent: by the replywatch processes
    (``/proc``) and by the whole machine (``/proc/stat``: PostgreSQL and the fake included).
 5. The baseline, measured in the same run: ``replywatch run``, one process with APScheduler
@@ -151,8 +152,14 @@ async def wait_for_line(process: asyncio.subprocess.Process, wanted: str) -> str
     return line
 
 
+async def polls_so_far(session: aiohttp.ClientSession, address: str) -> int:
+    """The polls ``replywatch run`` has made, from its /metrics."""
+    async with session.get(f"{address}/metrics") as reply:
+        return polls_made(await reply.text())
+
+
 async def measure_workers(
-    workers: int, config: Path, template: str, seconds: float, env: dict[str, str]
+    workers: int, config: Path, template: str, accounts: int, seconds: float, env: dict[str, str]
 ) -> Result:
     """Start ``workers`` workers on a copy of the backfilled database and measure them."""
     database = Database(template)
@@ -162,7 +169,7 @@ async def measure_workers(
     ]
     try:
         count = "SELECT COALESCE(SUM(polls), 0) FROM poll_counts"
-        while database.scalar(count) == 0:
+        while database.scalar(count) < accounts:  # one round first, as for the baseline
             await asyncio.sleep(1)
         await asyncio.sleep(INTERVAL)  # let the queue fill and the rhythm settle
         polls_before, machine_before = database.scalar(count), machine_busy_seconds()
@@ -183,7 +190,7 @@ async def measure_workers(
 
 
 async def measure_single(
-    config: Path, template: str, seconds: float, env: dict[str, str]
+    config: Path, template: str, accounts: int, seconds: float, env: dict[str, str]
 ) -> Result:
     """The baseline: ``replywatch run`` on a copy of the backfilled database."""
     database = Database(template)
@@ -193,20 +200,19 @@ async def measure_single(
     try:
         line = await wait_for_line(process, "serving")
         address = line.split("serving ")[1].split(" ")[0]
-        await wait_for_line(process, "backfill finished")
         drain = asyncio.create_task(process.stdout.read())
-        await asyncio.sleep(INTERVAL)  # as for the workers
         async with aiohttp.ClientSession() as session:
-            async with session.get(f"{address}/metrics") as reply:
-                polls_before = polls_made(await reply.text())
+            while await polls_so_far(session, address) < accounts:  # one round first
+                await asyncio.sleep(1)
+            await asyncio.sleep(INTERVAL)  # as for the workers
+            polls_before = await polls_so_far(session, address)
             machine_before, cpu_before = machine_busy_seconds(), sum(cpu_times(process.pid))
             started = time.monotonic()
             await asyncio.sleep(seconds)
             elapsed = time.monotonic() - started
             cpu = sum(cpu_times(process.pid)) - cpu_before
             machine = machine_busy_seconds() - machine_before
-            async with session.get(f"{address}/metrics") as reply:
-                polls = polls_made(await reply.text()) - polls_before
+            polls = await polls_so_far(session, address) - polls_before
     finally:
         process.send_signal(signal.SIGTERM)
         await process.wait()
@@ -239,10 +245,13 @@ async def run(accounts: int, seconds: float, modes: Sequence[int], folder: Path)
         template = await backfilled(config, env)
         print("  backfilled the template database", flush=True)
         try:
-            results = [await measure_single(config, template.name, seconds, env)]
+            results = [await measure_single(config, template.name, accounts, seconds, env)]
             print(f"  measured {results[-1].mode}", flush=True)
             for workers in modes:
-                results.append(await measure_workers(workers, config, template.name, seconds, env))
+                measured = await measure_workers(
+                    workers, config, template.name, accounts, seconds, env
+                )
+                results.append(measured)
                 print(f"  measured {results[-1].mode}", flush=True)
         finally:
             template.drop()
@@ -255,6 +264,9 @@ async def run(accounts: int, seconds: float, modes: Sequence[int], folder: Path)
         f"{'machine ms/poll':>18}{'vs run':>9}"
     )
     for result in results:
+        if not result.polls or not baseline.polls:
+            print(f"{result.mode:<28}{'no polls counted in the window':>40}")
+            continue
         print(
             f"{result.mode:<28}{result.rate:>10.1f}{result.cpu_per_poll:>14.2f}"
             f"{result.cpu_per_poll / baseline.cpu_per_poll:>9.2f}"

@@ -8,7 +8,7 @@ from procrastinate import App, PsycopgConnector
 from procrastinate.schema import SchemaManager
 from sqlalchemy import Engine, text
 
-__all__ = ["QUEUE", "build_queue_app", "cron_every", "ensure_queue_schema"]
+__all__ = ["QUEUE", "build_queue_app", "cron_every", "ensure_queue_schema", "tidy_queue_tables"]
 
 log = logging.getLogger("monitor.cluster")
 
@@ -57,6 +57,20 @@ def ensure_queue_schema(engine: Engine) -> bool:
         # managed a few polls a second). This index answers it by lock.
         connection.execute(text(_LOCK_INDEX))
     return exists is None
+
+
+# Every poll rewrites a row of each. Left to autovacuum (off on some servers, behind on busy
+# ones) their statistics went stale: with 10,000 jobs waiting, procrastinate's fetch sorted
+# every waiting job (31 ms) instead of reading one from its index (0.3 ms), and one worker
+# started 20 polls a second.
+_CHURNING_TABLES = ("procrastinate_jobs", "poll_state")
+
+
+def tidy_queue_tables(engine: Engine) -> None:
+    """VACUUM and ANALYZE the tables every poll rewrites (run by one worker at a time)."""
+    statement = text(f"VACUUM (ANALYZE) {', '.join(_CHURNING_TABLES)}")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(statement)
 
 
 def cron_every(seconds: float) -> str:

@@ -10,8 +10,9 @@ when it runs that account's poll job. Three tasks run on the shared procrastinat
 * ``poll``: takes the account's lease, polls it with the same coordinator as
   ``replywatch run`` (backoff, rate limits, auth pauses), stores events and cursor only
   while it holds the lease, and records when to poll next.
-* ``refresh`` (periodic, one at a time): decides SLI outcomes and sends alerts and weekly
-  summaries, as ``replywatch run`` does after each figures refresh.
+* ``refresh`` (periodic, one at a time): vacuums the queue's tables, decides SLI outcomes
+  and sends alerts and weekly summaries, as ``replywatch run`` does after each figures
+  refresh.
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ from connectors.base import FetchResult
 from monitor.alert_cycle import AlertCycle
 from monitor.alert_receivers import build_receivers
 from monitor.cluster import poll_state
-from monitor.cluster.queue import QUEUE, build_queue_app, cron_every, ensure_queue_schema
+from monitor.cluster.queue import (
+    QUEUE,
+    build_queue_app,
+    cron_every,
+    ensure_queue_schema,
+    tidy_queue_tables,
+)
 from monitor.config import AccountConfig
 from monitor.connector_factory import Unavailable, build_connector
 from monitor.context import AppContext
@@ -388,6 +395,10 @@ class ClusterWorker:
     async def refresh(self) -> None:
         """Decide SLI outcomes, deliver alerts and due weekly summaries (one worker at a time)."""
         assert self._session is not None
+        try:
+            await asyncio.to_thread(tidy_queue_tables, self.context.engine)
+        except Exception as err:  # the polls go on; a slower fetch is no reason to stop
+            log.warning("could not vacuum the queue's tables: %s", type(err).__name__)
         try:
             await self.alerts.run(self._session, asyncio.Lock())
         except Exception:

@@ -98,6 +98,11 @@ class Fleet:
     ended: set[int] = field(default_factory=set)
     stderr: dict[int, list[str]] = field(default_factory=dict)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _committed: list[Poll] = field(default_factory=list)
+    _by_worker: dict[str, list[Poll]] = field(default_factory=dict)
+    _latest: dict[str, datetime] = field(default_factory=dict)
+    _latest_success: dict[str, datetime] = field(default_factory=dict)
+    _latest_by: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
     async def until(
         self,
@@ -114,18 +119,50 @@ class Fleet:
             try:
                 await asyncio.wait_for(self.changed.wait_for(predicate), timeout)
             except TimeoutError:
-                errors = "\n".join(
-                    f"{pid}: {line}" for pid, lines in self.stderr.items() for line in lines[-80:]
-                )
                 state = "" if explain is None else f"\nthe database says:\n{explain()}"
                 raise AssertionError(
                     f"timed out after {timeout:.0f} s waiting for {what}; the processes said:\n"
-                    f"{errors}{state}"
+                    f"{self.said()}{state}"
                 ) from None
+
+    def said(self, last: int = 80) -> str:
+        """The last lines each process wrote to stderr."""
+        return "\n".join(
+            f"{pid}: {line}" for pid, lines in self.stderr.items() for line in lines[-last:]
+        )
+
+    def timeline(self, step: float = 2.0) -> str:
+        """Committed polls started in each ``step`` seconds, per worker: a stall shows."""
+        polls = self.committed()
+        if not polls:
+            return "no committed polls"
+        first = min(p.started for p in polls)
+        counts: dict[int, dict[str, int]] = {}
+        for poll in polls:
+            slot = int((poll.started - first).total_seconds() // step)
+            per_worker = counts.setdefault(slot, {})
+            per_worker[poll.worker] = per_worker.get(poll.worker, 0) + 1
+        return "\n".join(
+            f"+{slot * step:5.0f} s: {dict(sorted(counts.get(slot, {}).items()))}"
+            for slot in range(max(counts) + 1)
+        )
 
     def committed(self) -> list[Poll]:
         """Polls whose outcome was recorded (they held their account's lease to the end)."""
-        return [p for p in self.polls if p.committed]
+        return self._committed
+
+    def committed_by(self, worker: str) -> list[Poll]:
+        """One worker's committed polls, in the order their log lines came."""
+        return self._by_worker.setdefault(worker, [])
+
+    def accounts_polled_since(self, moment: datetime, success: bool = False) -> int:
+        """How many accounts have a committed (successful) poll that started after ``moment``."""
+        latest = self._latest_success if success else self._latest
+        return sum(started > moment for started in latest.values())
+
+    def last_poll_by(self, account: str, worker: str) -> datetime | None:
+        """When ``worker`` started its latest committed poll of ``account``."""
+        return self._latest_by.get((account, worker))
 
     def in_flight(self, worker: str) -> list[int]:
         """Jobs this worker started and has not ended."""
@@ -137,23 +174,38 @@ class Fleet:
                 self.started[int(entry["job"])] = (entry["worker"], entry["account"])
             else:
                 self.ended.add(int(entry["job"]))
-                self.polls.append(
-                    Poll(
-                        entry["account"],
-                        int(entry["job"]),
-                        entry["worker"],
-                        datetime.fromisoformat(entry["started"]),
-                        datetime.fromisoformat(entry["finished"]),
-                        entry["outcome"],
-                        bool(entry["committed"]),
-                    )
+                poll = Poll(
+                    entry["account"],
+                    int(entry["job"]),
+                    entry["worker"],
+                    datetime.fromisoformat(entry["started"]),
+                    datetime.fromisoformat(entry["finished"]),
+                    entry["outcome"],
+                    bool(entry["committed"]),
                 )
+                self.polls.append(poll)
+                if poll.committed:
+                    self._index(poll)
             self.changed.notify_all()
+
+    def _index(self, poll: Poll) -> None:
+        # The waits test their conditions at every line: answer them without a scan.
+        self._committed.append(poll)
+        self.committed_by(poll.worker).append(poll)
+        _keep_latest(self._latest, poll.account, poll.started)
+        if poll.outcome == "success":
+            _keep_latest(self._latest_success, poll.account, poll.started)
+        _keep_latest(self._latest_by, (poll.account, poll.worker), poll.started)
 
     async def _error_line(self, pid: int, line: str) -> None:
         async with self.changed:
             self.stderr.setdefault(pid, []).append(line)
             self.changed.notify_all()
+
+
+def _keep_latest(latest: dict[Any, datetime], key: object, started: datetime) -> None:
+    if key not in latest or started > latest[key]:
+        latest[key] = started
 
 
 @dataclass

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, select, text
 from connectors.base import Event
 from monitor.accounts import AccountDirectory
 from monitor.cluster import poll_state
-from monitor.cluster.queue import ensure_queue_schema
+from monitor.cluster.queue import ensure_queue_schema, tidy_queue_tables
 from monitor.config import Config
 from monitor.coordinator import AccountState, PollOutcome, PollRecord
 from monitor.ingest import EVENTS, Ingestor
@@ -148,3 +148,32 @@ def test_a_lost_lease_stores_nothing_and_records_nothing(store) -> None:
     assert row.lease is None and row.failures == 1 and row.state == "failing"
     assert row.last_error == "connection refused" and row.last_success_at is None
     assert counts == {"connection": 1}  # job 7's late success was not counted
+
+
+def test_the_refresh_keeps_the_queue_tables_statistics_fresh(store) -> None:
+    """After tidying, the planner knows how many jobs wait (stale counts made fetches slow)."""
+    engine, ids, _ingestor = store
+    poll_state.enroll(engine, list(ids.values()), _db_now(engine), spread=0)
+    with engine.begin() as connection:
+        for ident in ids.values():
+            connection.execute(
+                text(
+                    "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args) "
+                    "VALUES ('replywatch', 'replywatch.poll', :lock, '{}')"
+                ),
+                {"lock": poll_state.poll_lock(ident)},
+            )
+
+    def planner_rows() -> dict[str, float]:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT relname, reltuples FROM pg_class "
+                    "WHERE relname IN ('procrastinate_jobs', 'poll_state')"
+                )
+            )
+            return {name: float(count) for name, count in rows}
+
+    assert planner_rows() == {"procrastinate_jobs": -1.0, "poll_state": -1.0}  # never analyzed
+    tidy_queue_tables(engine)
+    assert planner_rows() == {"procrastinate_jobs": 3.0, "poll_state": 3.0}

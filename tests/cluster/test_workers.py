@@ -171,12 +171,7 @@ def queue_state(engine: Engine, accounts: set[str]) -> str:
 
 def all_polled_after(fleet: Fleet, moment: datetime, success: bool = False) -> bool:
     """Whether every account has a committed poll that started after ``moment``."""
-    polled = {
-        p.account
-        for p in fleet.committed()
-        if p.started > moment and (not success or p.outcome == "success")
-    }
-    return len(polled) == PAGES
+    return fleet.accounts_polled_since(moment, success) == PAGES
 
 
 def released(fleet: Fleet, jobs: list[int]) -> bool:
@@ -305,7 +300,11 @@ async def settle_and_check_polls(
     assert overlaps(committed) == []
     longest = gaps(committed, datetime.now(UTC))
     assert len(longest) == PAGES
-    assert max(longest.values()) <= BOUND, sorted(longest.items(), key=lambda i: -i[1])[:5]
+    worst = sorted(longest.items(), key=lambda i: -i[1])[:5]
+    assert max(longest.values()) <= BOUND, (
+        f"longest gaps {worst}\npolls started, every 2 s:\n{fleet.timeline()}\n"
+        f"the processes said:\n{fleet.said(30)}"
+    )
     return committed
 
 
@@ -410,13 +409,8 @@ async def test_a_frozen_worker_that_wakes_up_counts_nothing_twice(
         )
 
         def taken_over() -> bool:
-            return all(
-                any(
-                    p.account == a and p.worker == other.name and p.started > frozen_at
-                    for p in fleet.committed()
-                )
-                for a in accounts
-            )
+            latest = [fleet.last_poll_by(a, other.name) for a in accounts]
+            return all(t is not None and t > frozen_at for t in latest)
 
         await fleet.until(
             taken_over,
@@ -431,11 +425,9 @@ async def test_a_frozen_worker_that_wakes_up_counts_nothing_twice(
         late = [p for p in fleet.polls if p.job in caught]
         assert all(p.finished < frozen_at for p in late if p.committed), late
         assert any(not p.committed for p in late), late
-        woke = datetime.now(UTC)
+        woke, before = datetime.now(UTC), len(fleet.committed_by(frozen.name))
         await fleet.until(
-            lambda: (
-                sum(p.worker == frozen.name and p.started > woke for p in fleet.committed()) >= 20
-            ),
+            lambda: sum(p.started > woke for p in fleet.committed_by(frozen.name)[before:]) >= 20,
             60,
             "the woken worker polling again",
         )
