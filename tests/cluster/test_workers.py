@@ -376,11 +376,6 @@ async def test_a_killed_worker_s_accounts_are_taken_over_by_the_others(
         engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open (issue 9): in the full suite the other worker sometimes does not take over "
-    "the frozen worker's accounts within 60 s; it passes when tests/cluster runs alone",
-)
 async def test_a_frozen_worker_that_wakes_up_counts_nothing_twice(
     tmp_path: Path,
     fake: tuple[FakeMeta, str],
