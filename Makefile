@@ -37,11 +37,12 @@ bench-scrape: $(STAMP)
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
-# Not part of `bench`: 2,000 accounts with 5% platform faults for 10 minutes (about 13 in all).
-# Needs the local PostgreSQL; about 12 minutes (not part of `make bench`).
+# Not part of `bench`: 1, 2 and 3 workers against `replywatch run` on 10,000 accounts. Needs
+# the local PostgreSQL; about 20 minutes on 2 cores.
 bench-cluster: $(STAMP)
 	$(BIN)/python bench/cluster.py
 
+# Not part of `bench`: 2,000 accounts with 5% platform faults for 10 minutes (about 13 in all).
 bench-soak: $(STAMP)
 	$(BIN)/python bench/soak.py
 
