@@ -64,6 +64,7 @@ class Claim:
     state: AccountState
     failures: int
     last_success: datetime | None
+    at: datetime  # when the lease was taken, by the database's clock
 
 
 def enroll(
@@ -133,11 +134,11 @@ def claim(
                 (s.last_poll_at.is_(None)) | (s.last_poll_at < deferred_at),
             )
             .values(lease=job_id, next_poll_at=func.now() + hold)
-            .returning(s.state, s.failures, s.last_success_at)
+            .returning(s.state, s.failures, s.last_success_at, func.clock_timestamp())
         ).first()
     if row is None:
         return None
-    return Claim(AccountState(row[0]), int(row[1]), row[2])
+    return Claim(AccountState(row[0]), int(row[1]), row[2], row[3])
 
 
 def check_lease(connection: Connection, account_id: int, job_id: int) -> None:
@@ -157,14 +158,18 @@ def finish(
     *,
     failures: int,
     error: str | None,
-) -> bool:
-    """Record a poll's outcome and when to poll next; False when the lease was lost."""
+) -> datetime | None:
+    """Record a poll's outcome and when to poll next; None when the lease was lost.
+
+    Returns when the account was given back, by the database's clock: read by a worker after
+    the commit, its own clock would stretch the poll over a freeze that came in between.
+    """
     s = POLL_STATE.c
     success = record.outcome is PollOutcome.SUCCESS
     with engine.begin() as connection:
         now = func.now()
         next_poll_at = record.next_poll_at or now + AUTH_RETRY
-        changed = connection.execute(
+        given_back = connection.execute(
             update(POLL_STATE)
             .where(s.account_id == account_id, s.lease == job_id)
             .values(
@@ -181,9 +186,10 @@ def finish(
                 events_stored=s.events_stored + record.stored,
                 missed_items=s.missed_items + record.missed,
             )
-        ).rowcount
-        if not changed:
-            return False
+            .returning(func.clock_timestamp())
+        ).scalar_one_or_none()
+        if given_back is None:
+            return None
         insert = insert_for(connection, POLL_COUNTS).values(
             account_id=account_id, outcome=record.outcome.value, polls=1
         )
@@ -193,7 +199,8 @@ def finish(
                 set_={"polls": POLL_COUNTS.c.polls + 1},
             )
         )
-    return True
+    at: datetime = given_back
+    return at
 
 
 def _among(account_ids: Sequence[int]) -> ColumnElement[bool]:

@@ -318,16 +318,16 @@ class ClusterWorker:
         )
         if claimed is None:
             return "not due"
-        started = self.clock()
+        started = claimed.at
         self._log_poll({"event": "start", "account": account, "job": job_id, "at": started})
         coordinator.state = claimed.state
         coordinator.failures = claimed.failures
         coordinator.last_success = claimed.last_success
         self._leases[account] = job_id
         record = await coordinator.poll()
-
-        def finish() -> tuple[bool, datetime]:
-            done = poll_state.finish(
+        try:
+            given_back = await asyncio.to_thread(
+                poll_state.finish,
                 engine,
                 account_id,
                 job_id,
@@ -335,17 +335,13 @@ class ClusterWorker:
                 failures=coordinator.failures,
                 error=coordinator.last_error,
             )
-            # The moment the lease was given back, read in the same thread: a worker frozen
-            # before it logs must not stretch its poll over its successors'.
-            return done, self.clock()
-
-        try:
-            committed, finished = await asyncio.to_thread(finish)
         except Exception as err:
             # The store went away while the outcome was written (a frozen worker's session
             # is ended by the server): the hold runs out and the account is handed out again.
             log.warning("could not record the poll of %s: %s", account, type(err).__name__)
-            committed, finished = False, self.clock()
+            given_back = None
+        committed = given_back is not None
+        finished = given_back or self.clock()
         if not committed:
             log.warning(
                 "poll job %s of %s lost the account to a newer job (this worker was stalled): "

@@ -93,11 +93,14 @@ def test_a_job_deferred_while_a_poll_ran_has_nothing_to_do(store) -> None:
     account = ids["a0"]
     poll_state.enroll(engine, [account], _db_now(engine) - timedelta(seconds=1), spread=0)
     _due, first_at = poll_state.take_due(engine, [account], HOLD)
-    assert poll_state.claim(engine, account, 1, first_at, HOLD) is not None
+    claimed = poll_state.claim(engine, account, 1, first_at, HOLD)
+    assert claimed is not None
     second_at = _db_now(engine)  # the hold ran out while job 1 polled: job 2 is deferred
-    assert poll_state.finish(
+    given_back = poll_state.finish(
         engine, account, 1, _record(PollOutcome.SUCCESS, datetime.now(UTC)), failures=0, error=None
     )
+    # Both ends of the poll by the database's clock, in order.
+    assert given_back is not None and first_at <= claimed.at < given_back
     assert poll_state.claim(engine, account, 2, second_at, HOLD) is None
 
 

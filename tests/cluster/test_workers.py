@@ -126,17 +126,25 @@ async def catch_in_flight(fleet: Fleet, worker: Process, engine: Engine) -> list
         # Lines it wrote before it stopped have been read by now: those polls had ended.
         candidates = sorted(set(candidates) & set(fleet.in_flight(worker.name)))
         # In a thread: the fake and the pipe readers live in this loop and must keep going.
-        caught = await asyncio.to_thread(jobs_doing, engine, candidates)
+        caught = await asyncio.to_thread(jobs_in_flight, engine, candidates)
         if caught:
             return caught
         worker.signal(signal.SIGCONT)  # it finished meanwhile: try the next one
 
 
-def jobs_doing(engine: Engine, jobs: list[int]) -> list[int]:
-    """Those of ``jobs`` that procrastinate still has running."""
+def jobs_in_flight(engine: Engine, jobs: list[int]) -> list[int]:
+    """Those of ``jobs`` still running: procrastinate's status, and still holding the lease.
+
+    A job whose worker stopped after giving its account back but before it logged that (or
+    before procrastinate marked it done) has finished its poll: it is not in flight.
+    """
     with engine.connect() as connection:
         doing = connection.execute(
-            text("SELECT id FROM procrastinate_jobs WHERE status = 'doing' AND id = ANY(:ids)"),
+            text(
+                "SELECT job.id FROM procrastinate_jobs AS job "
+                "JOIN poll_state AS state ON state.lease = job.id "
+                "WHERE job.status = 'doing' AND job.id = ANY(:ids)"
+            ),
             {"ids": jobs},
         ).scalars()
         return sorted(int(job) for job in doing)
