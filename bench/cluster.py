@@ -264,14 +264,20 @@ async def run(accounts: int, seconds: float, modes: Sequence[int], folder: Path)
         f"{'machine ms/poll':>18}{'vs run':>9}"
     )
     for result in results:
-        if not result.polls or not baseline.polls:
+        if not result.polls:
             print(f"{result.mode:<28}{'no polls counted in the window':>40}")
             continue
+        # Without a baseline figure the ratios are unknown, not infinite.
+        versus = baseline.polls > 0
         print(
             f"{result.mode:<28}{result.rate:>10.1f}{result.cpu_per_poll:>14.2f}"
-            f"{result.cpu_per_poll / baseline.cpu_per_poll:>9.2f}"
-            f"{result.machine_per_poll:>18.2f}"
-            f"{result.machine_per_poll / baseline.machine_per_poll:>9.2f}"
+            + (f"{result.cpu_per_poll / baseline.cpu_per_poll:>9.2f}" if versus else f"{'-':>9}")
+            + f"{result.machine_per_poll:>18.2f}"
+            + (
+                f"{result.machine_per_poll / baseline.machine_per_poll:>9.2f}"
+                if versus
+                else f"{'-':>9}"
+            )
         )
     print(
         "\nCPU ms/poll: the replywatch processes only; machine ms/poll: every process, "
