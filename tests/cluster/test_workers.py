@@ -126,7 +126,7 @@ async def catch_in_flight(fleet: Fleet, worker: Process, engine: Engine) -> list
         # Lines it wrote before it stopped have been read by now: those polls had ended.
         candidates = sorted(set(candidates) & set(fleet.in_flight(worker.name)))
         # In a thread: the fake and the pipe readers live in this loop and must keep going.
-        caught = await asyncio.to_thread(jobs_in_flight, engine, candidates)
+        caught = await asyncio.wait_for(asyncio.to_thread(jobs_in_flight, engine, candidates), 60)
         if caught:
             return caught
         worker.signal(signal.SIGCONT)  # it finished meanwhile: try the next one
@@ -325,9 +325,13 @@ async def check_against_one_process(
 ) -> None:
     """The store equals one process's, the replicas agree with it, no output has the token."""
     tmp_path, config, database = setup
-    single = await clean_run(tmp_path, config, monkeypatch)
+    # Every wait here has its own bound, so a stuck step fails under its own name.
+    async with asyncio.timeout(180):
+        single = await clean_run(tmp_path, config, monkeypatch)
     try:
-        assert await asyncio.to_thread(stored, engine) == stored(single.engine)
+        assert await asyncio.wait_for(asyncio.to_thread(stored, engine), 120) == stored(
+            single.engine
+        )
         await check_serving(fleet, config, database, single)
         check_outputs(fleet, workers)
     finally:
