@@ -63,13 +63,18 @@ class Result:
 
     @property
     def cpu_per_poll(self) -> float:
-        """CPU milliseconds of the replywatch processes per poll."""
-        return self.process_cpu / self.polls * 1000
+        """CPU milliseconds of the replywatch processes per poll (0 when none was counted)."""
+        return self.process_cpu / self.polls * 1000 if self.polls else 0.0
 
     @property
     def machine_per_poll(self) -> float:
-        """CPU milliseconds of the whole machine per poll."""
-        return self.machine_cpu / self.polls * 1000
+        """CPU milliseconds of the whole machine per poll (0 when none was counted)."""
+        return self.machine_cpu / self.polls * 1000 if self.polls else 0.0
+
+
+def versus(value: float, baseline: float) -> str:
+    """``value`` as a multiple of ``baseline``; "-" when there is no baseline figure."""
+    return f"{value / baseline:.2f}" if baseline else "-"
 
 
 def machine_busy_seconds() -> float:
@@ -267,17 +272,11 @@ async def run(accounts: int, seconds: float, modes: Sequence[int], folder: Path)
         if not result.polls:
             print(f"{result.mode:<28}{'no polls counted in the window':>40}")
             continue
-        # Without a baseline figure the ratios are unknown, not infinite.
-        versus = baseline.polls > 0
         print(
             f"{result.mode:<28}{result.rate:>10.1f}{result.cpu_per_poll:>14.2f}"
-            + (f"{result.cpu_per_poll / baseline.cpu_per_poll:>9.2f}" if versus else f"{'-':>9}")
-            + f"{result.machine_per_poll:>18.2f}"
-            + (
-                f"{result.machine_per_poll / baseline.machine_per_poll:>9.2f}"
-                if versus
-                else f"{'-':>9}"
-            )
+            f"{versus(result.cpu_per_poll, baseline.cpu_per_poll):>9}"
+            f"{result.machine_per_poll:>18.2f}"
+            f"{versus(result.machine_per_poll, baseline.machine_per_poll):>9}"
         )
     print(
         "\nCPU ms/poll: the replywatch processes only; machine ms/poll: every process, "
