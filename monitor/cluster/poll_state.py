@@ -102,19 +102,27 @@ def take_due(
     An account whose poll job still waits in the queue is left alone: when the workers are
     behind, holds run out before the jobs start, and deferring again would only collide
     with the waiting job (one queued job per account), costing a round trip per account.
-    Returns the accounts with the database's time of the take, which their jobs carry.
+    Rows another transaction holds locked are passed over until a later tick: waiting for
+    them would stop every worker's polls for as long as a worker frozen inside its tick (or
+    its claim) keeps its transaction open. Returns the accounts with the database's time of
+    the take, which their jobs carry.
     """
     s = POLL_STATE.c
     with engine.begin() as connection:
         now = _db_now(connection)
+        due = (
+            select(s.account_id)
+            .where(s.next_poll_at <= now, _among(account_ids), _no_job_waiting())
+            .with_for_update(skip_locked=True)
+        )
         rows = connection.execute(
             update(POLL_STATE)
-            .where(s.next_poll_at <= now, _among(account_ids), _no_job_waiting())
+            .where(s.account_id.in_(due.scalar_subquery()))
             .values(next_poll_at=now + hold)
             .returning(s.account_id)
         )
-        due = sorted(int(row[0]) for row in rows)
-    return due, now
+        taken = sorted(int(row[0]) for row in rows)
+    return taken, now
 
 
 def claim(

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, select, text
 
 from connectors.base import Event
 from monitor.accounts import AccountDirectory
@@ -85,6 +85,34 @@ def test_an_account_whose_job_still_waits_is_not_taken_again(store) -> None:
         connection.execute(text("UPDATE procrastinate_jobs SET status = 'doing'"))
     due, _at = poll_state.take_due(engine, list(ids.values()), timedelta(0))
     assert due == sorted(ids.values())
+
+
+def test_a_tick_passes_over_rows_a_frozen_worker_holds_locked(store, postgres_url: str) -> None:
+    """A worker stopped inside its tick's transaction keeps its rows locked: the others go on.
+
+    Before, the next tick waited for those locks until the server ended the frozen session,
+    and no worker started a poll meanwhile.
+    """
+    engine, ids, _ingestor = store
+    poll_state.enroll(engine, list(ids.values()), _db_now(engine) - timedelta(seconds=1), spread=0)
+    # Waiting for a lock fails at once instead of hanging the test.
+    impatient = create_engine(postgres_url, connect_args={"options": "-c lock_timeout=2000"})
+    try:
+        with engine.connect() as frozen:
+            frozen.execute(
+                text(
+                    "UPDATE poll_state SET next_poll_at = now() + interval '1 hour' "
+                    "WHERE account_id = :a"
+                ),
+                {"a": ids["a0"]},
+            )  # not committed: the worker stopped here
+            due, _at = poll_state.take_due(impatient, list(ids.values()), HOLD)
+            assert due == sorted([ids["a1"], ids["a2"]])
+            frozen.rollback()  # the server ended the frozen session
+        due, _at = poll_state.take_due(impatient, list(ids.values()), HOLD)
+        assert due == [ids["a0"]]
+    finally:
+        impatient.dispose()
 
 
 def test_a_job_deferred_while_a_poll_ran_has_nothing_to_do(store) -> None:
