@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import sys
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -68,6 +71,28 @@ _NOT_FIGURES = (
 )
 
 
+@pytest.fixture(autouse=True)
+async def task_stacks_before_the_timeout(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Print every task's stack 30 s before pytest-timeout stops a stuck test.
+
+    pytest-timeout shows the threads, where a stuck event loop only shows ``select``: the
+    task stacks show what the test's coroutine waits for.
+    """
+    marker = request.node.get_closest_marker("timeout")
+    loop = asyncio.get_running_loop()
+
+    def dump() -> None:
+        for task in asyncio.all_tasks(loop):
+            print(f"--- {task!r}", file=sys.stderr)
+            task.print_stack(file=sys.stderr)
+
+    watchdog = threading.Timer(float(marker.args[0]) - 30, lambda: loop.call_soon_threadsafe(dump))
+    watchdog.daemon = True
+    watchdog.start()
+    yield
+    watchdog.cancel()
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[tuple[FakeMeta, str]]:
     meta = FakeMeta(app_call_limit=10**9)
@@ -105,7 +130,8 @@ class Traffic:
     async def stop(self) -> datetime:
         """No more messages; returns the time of the last one."""
         self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        async with asyncio.timeout(30):
+            await asyncio.gather(self.task, return_exceptions=True)
         return self.last_at
 
 
@@ -148,6 +174,42 @@ def jobs_in_flight(engine: Engine, jobs: list[int]) -> list[int]:
             {"ids": jobs},
         ).scalars()
         return sorted(int(job) for job in doing)
+
+
+async def committed_unlogged(
+    fleet: Fleet, worker: Process, engine: Engine, caught: list[int]
+) -> dict[int, datetime]:
+    """The stopped worker's polls that committed but have not logged their end, and when.
+
+    Such a poll gave its account back (the lease is free) after it took it, and no other
+    worker has polled the account since; a job whose lease was taken over is not among them.
+    """
+    jobs = {fleet.started[job][1]: job for job in fleet.in_flight(worker.name) if job not in caught}
+
+    def read() -> list[Any]:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(
+                    text(
+                        "SELECT account.name, state.lease, state.last_poll_at "
+                        "FROM poll_state AS state "
+                        "JOIN accounts AS account ON account.id = state.account_id "
+                        "WHERE account.name = ANY(:names)"
+                    ),
+                    {"names": list(jobs)},
+                )
+            )
+
+    # In a thread: the fake and the pipe readers live in this loop and must keep going.
+    rows = await asyncio.wait_for(asyncio.to_thread(read), 60)
+    found: dict[int, datetime] = {}
+    for name, lease, last_poll_at in rows:
+        job = jobs[name]
+        took = fleet.start_times[job]
+        others = [p for p in fleet.committed() if p.account == name and p.started > took]
+        if lease is None and last_poll_at is not None and last_poll_at >= took and not others:
+            found[job] = last_poll_at
+    return found
 
 
 def queue_state(engine: Engine, accounts: set[str]) -> str:
@@ -311,6 +373,7 @@ async def settle_and_check_polls(
     worst = sorted(longest.items(), key=lambda i: -i[1])[:5]
     assert max(longest.values()) <= BOUND, (
         f"longest gaps {worst}\npolls started, every 2 s:\n{fleet.timeline()}\n"
+        f"the polls of {worst[0][0]}:\n{fleet.history(worst[0][0])}\n"
         f"the processes said:\n{fleet.said(30)}"
     )
     return committed
@@ -356,8 +419,12 @@ async def test_a_killed_worker_s_accounts_are_taken_over_by_the_others(
         started = datetime.now(UTC)
         await fleet.until(lambda: all_polled_after(fleet, started), 90, "every account polled")
         caught = await catch_in_flight(fleet, victim, engine)
+        # Polls that gave their account back while it was stopped never log their end.
+        unlogged = await committed_unlogged(fleet, victim, engine, caught)
         victim.signal(signal.SIGKILL)
         killed_at = datetime.now(UTC)
+        for job, finished in unlogged.items():
+            fleet.ended_without_a_line(job, finished)
         await asyncio.wait_for(victim.process.wait(), 30)
         accounts = {fleet.started[job][1] for job in caught}
         await fleet.until(
