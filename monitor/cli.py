@@ -369,6 +369,7 @@ def _cluster_context(args: argparse.Namespace, command: str) -> AppContext:
 def _worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from datetime import timedelta
 
+    from monitor.cluster.fencing import APPLICATION_NAME
     from monitor.cluster.worker import ClusterWorker, WorkerSettings
     from monitor.run_command import stop_on_signals
 
@@ -384,6 +385,7 @@ def _worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         context.engine.url.render_as_string(hide_password=False),
         migrate=False,
         idle_transaction_seconds=args.stalled_after,
+        application_name=APPLICATION_NAME,
     )
     if not args.verbose:
         # procrastinate logs every job at INFO: thousands a minute.

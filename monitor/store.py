@@ -84,11 +84,13 @@ def open_engine(
     migrate: bool = True,
     sqlite_busy_seconds: float = 30.0,
     idle_transaction_seconds: float | None = None,
+    application_name: str | None = None,
 ) -> Engine:
     """Create the engine for ``url`` (see :func:`choose_database`) and migrate it.
 
     ``idle_transaction_seconds`` (PostgreSQL): the server ends a session that sits idle
     inside a transaction this long, so a frozen worker cannot keep its row locks.
+    ``application_name`` (PostgreSQL) names the sessions in ``pg_stat_activity``.
     """
     raw = choose_database(url, None)
     target = normalise_url(raw)
@@ -108,10 +110,14 @@ def open_engine(
         kwargs["connect_args"] = {"timeout": sqlite_busy_seconds}
     elif parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = True
+        connect_args: dict[str, str] = {}
         if idle_transaction_seconds is not None:
             milliseconds = max(1, round(idle_transaction_seconds * 1000))
-            options = f"-c idle_in_transaction_session_timeout={milliseconds}"
-            kwargs["connect_args"] = {"options": options}
+            connect_args["options"] = f"-c idle_in_transaction_session_timeout={milliseconds}"
+        if application_name is not None:
+            connect_args["application_name"] = application_name
+        if connect_args:
+            kwargs["connect_args"] = connect_args
     try:
         engine = create_engine(target, **kwargs)
     except (ArgumentError, ModuleNotFoundError) as err:

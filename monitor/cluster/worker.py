@@ -4,7 +4,8 @@ Every worker builds a connector for every configured account, but polls an accou
 when it runs that account's poll job. Three tasks run on the shared procrastinate queue:
 
 * ``tick`` (periodic, deferred once per tick for the whole cluster): releases the jobs of
-  workers that stopped sending heartbeats, then defers one poll job per due account. The
+  workers that stopped sending heartbeats and ends the database sessions they left inside a
+  transaction (``monitor.cluster.fencing``), then defers one poll job per due account. The
   job's lock is the account, so two polls of one account never run at once; its queueing
   lock is the account too, so at most one waits in the queue.
 * ``poll``: takes the account's lease, polls it with the same coordinator as
@@ -38,6 +39,7 @@ from connectors.base import FetchResult
 from monitor.alert_cycle import AlertCycle
 from monitor.alert_receivers import build_receivers
 from monitor.cluster import poll_state
+from monitor.cluster.fencing import end_stalled_sessions
 from monitor.cluster.queue import (
     QUEUE,
     build_queue_app,
@@ -251,8 +253,10 @@ class ClusterWorker:
                 await asyncio.wait_for(stop.wait(), timeout=s.heartbeat_seconds)
 
     async def tick(self) -> int:
-        """Release stalled jobs, then defer a poll job for every due account."""
+        """Release stalled jobs and sessions, then defer a poll job for every due account."""
         await self._release_stalled()
+        stalled_after = timedelta(seconds=self.settings.stalled_after)
+        await asyncio.to_thread(end_stalled_sessions, self.context.engine, stalled_after)
         due, at = await asyncio.to_thread(
             poll_state.take_due, self.context.engine, self._polled_ids, self.settings.hold
         )
