@@ -222,6 +222,7 @@ def _sli_lines(
         )
     ]
     bounds = [_go_float(bound) for bound in totals.buckets] + ["+Inf"]
+    # One read of the dict: a reload puts a new one in place meanwhile (SliTotals.load).
     for key, counts in sorted(totals.counts.items()):
         account_id, channel, tier = key
         if account_id not in who:
@@ -233,7 +234,7 @@ def _sli_lines(
         outcomes.append(
             f'replywatch_sli_outcomes_total{{{labels},outcome="missed"}} {counts.missed}.0\n'
         )
-        for bound, count in zip(bounds, totals.cumulative(key), strict=True):
+        for bound, count in zip(bounds, counts.cumulative(), strict=True):
             histogram.append(
                 f'replywatch_response_time_seconds_bucket{{{labels},le="{bound}"}} {count}.0\n'
             )

@@ -13,6 +13,7 @@ response-time histogram.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -195,6 +196,10 @@ class _Counts:
     # Non-cumulative: answers in (bucket[i-1], bucket[i]]; the last slot is +Inf.
     in_bucket: list[int] = field(default_factory=list)
 
+    def cumulative(self) -> list[int]:
+        """Answers at or under each bucket bound, then the total (+Inf)."""
+        return list(itertools.accumulate(self.in_bucket))
+
 
 @dataclass
 class SliTotals:
@@ -204,8 +209,17 @@ class SliTotals:
     counts: dict[OutcomeKey, _Counts] = field(default_factory=dict)
 
     def load(self, connection: Connection) -> None:
-        """Read the totals from every stored decision (once, at start)."""
-        self.counts.clear()
+        """Read the totals from every stored decision, and put them in place at once.
+
+        ``replywatch serve`` reloads them at every refresh, in a thread, while scrapes render
+        them: a render must see either the old totals or the new ones, never half-read ones.
+        """
+        loaded = SliTotals(self.buckets)
+        loaded.read(connection)
+        self.counts = loaded.counts
+
+    def read(self, connection: Connection) -> None:
+        """Add every stored decision to these (empty) totals."""
         o = OUTCOMES
         key_columns = (o.c.account_id, o.c.channel, o.c.tier)
         for account_id, channel, tier, outcome, count in connection.execute(
@@ -248,11 +262,7 @@ class SliTotals:
 
     def cumulative(self, key: OutcomeKey) -> list[int]:
         """Answers at or under each bucket bound, then the total (+Inf)."""
-        running, out = 0, []
-        for value in self.counts[key].in_bucket:
-            running += value
-            out.append(running)
-        return out
+        return self.counts[key].cumulative()
 
     def _counts(self, key: OutcomeKey) -> _Counts:
         counts = self.counts.get(key)

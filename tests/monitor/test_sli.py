@@ -151,6 +151,32 @@ def test_totals_read_at_start_equal_the_running_totals(
     assert running.cumulative(key)[-1] == 7
 
 
+def test_a_reload_puts_new_totals_in_place_without_touching_the_ones_being_read(
+    store: tuple[Engine, AccountDirectory, Ingestor],
+) -> None:
+    """serve reloads in a thread while a scrape renders: the scrape keeps whole old totals.
+
+    Before, the reload cleared the counts and refilled them in two passes, so a scrape in
+    between could render outcomes without their histogram, or fail on a changed dict.
+    """
+    engine, directory, ingestor = store
+    ingestor.ingest([event("q1", "customer", 0), event("r1", "business", 5)])
+    decide(engine, directory, T0 + timedelta(minutes=10))
+    totals = SliTotals(histogram_buckets(BUILTIN_PROFILES.values()))
+    with engine.connect() as connection:
+        totals.load(connection)
+    rendering = totals.counts  # what a scrape in progress holds
+    kept = {key: (c.met, c.answered, c.cumulative()) for key, c in rendering.items()}
+    ingestor.ingest([event("q2", "customer", 20, "t2"), event("r2", "business", 22, "t2")])
+    decide(engine, directory, T0 + timedelta(minutes=30))
+    with engine.connect() as connection:
+        totals.load(connection)
+    key = (1, "dm", "standard")
+    assert {k: (c.met, c.answered, c.cumulative()) for k, c in rendering.items()} == kept
+    assert kept[key][:2] == (1, 1)
+    assert (totals.counts[key].met, totals.counts[key].answered) == (2, 2)
+
+
 def test_histogram_has_a_bucket_exactly_at_every_target() -> None:
     """900 s, 4 h, 24 h and 48 h are all bucket bounds."""
     bounds = histogram_buckets(BUILTIN_PROFILES.values())
