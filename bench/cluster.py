@@ -14,6 +14,7 @@ PostgreSQL (a fresh database per mode, dropped afterwards).
    also decides the week's SLI outcomes) and work one interval more, then count the polls
    made over the measuring window and the CPU seconds spent: by the replywatch processes
    (``/proc``) and by the whole machine (``/proc/stat``: PostgreSQL and the fake included).
+   Polls are counted at the fake (the first request of each), the same way for every mode.
 5. The baseline, measured in the same run: ``replywatch run``, one process with APScheduler
    and no queue, on the same PostgreSQL and the same fake. The ratio of a worker mode's CPU
    per poll to the baseline's is the cost of coordinating through procrastinate.
@@ -38,7 +39,7 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.fake_graph_server import token
-from bench.poll import cpu_times, polls_made, write_config
+from bench.poll import cpu_times, write_config
 
 ADMIN_URL = os.environ.get(
     "REPLYWATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -157,74 +158,79 @@ async def wait_for_line(process: asyncio.subprocess.Process, wanted: str) -> str
     return line
 
 
-async def polls_so_far(session: aiohttp.ClientSession, address: str) -> int:
-    """The polls ``replywatch run`` has made, from its /metrics."""
-    async with session.get(f"{address}/metrics") as reply:
-        return polls_made(await reply.text())
+async def polls_started(session: aiohttp.ClientSession, fake: str) -> int:
+    """Polls that have reached the fake so far (their first request), from any process.
+
+    Counted at the fake, the same way for every mode: ``replywatch run``'s own counter comes
+    from its /metrics, which at 10,000 accounts is rendered in the background about once a
+    minute, so two scrapes a window apart could show the same number.
+    """
+    async with session.get(f"{fake}/_polls") as reply:
+        body = await reply.json()
+    return int(body["polls"])
+
+
+async def measure_window(
+    mode: str, fake: str, pids: Sequence[int], accounts: int, seconds: float
+) -> Result:
+    """Wait for one round of every account and one interval more, then measure ``seconds``."""
+    async with aiohttp.ClientSession() as session:
+        first = await polls_started(session, fake)
+        while await polls_started(session, fake) - first < accounts:  # one round first
+            await asyncio.sleep(1)
+        await asyncio.sleep(INTERVAL)  # let the rhythm settle (and the queue fill)
+        polls_before, machine_before = await polls_started(session, fake), machine_busy_seconds()
+        cpu_before = sum(sum(cpu_times(pid)) for pid in pids)
+        started = time.monotonic()
+        await asyncio.sleep(seconds)
+        elapsed = time.monotonic() - started
+        cpu = sum(sum(cpu_times(pid)) for pid in pids) - cpu_before
+        machine = machine_busy_seconds() - machine_before
+        polls = await polls_started(session, fake) - polls_before
+    return Result(mode, polls, elapsed, cpu, machine)
 
 
 async def measure_workers(
-    workers: int, config: Path, template: str, accounts: int, seconds: float, env: dict[str, str]
+    workers: int, fake: str, config: Path, template: str, run: tuple[int, float, dict[str, str]]
 ) -> Result:
     """Start ``workers`` workers on a copy of the backfilled database and measure them."""
+    accounts, seconds, env = run
     database = Database(template)
     processes = [
         await start(config, database.url, ["worker", "--concurrency", "100"], env)
         for _ in range(workers)
     ]
     try:
-        count = "SELECT COALESCE(SUM(polls), 0) FROM poll_counts"
-        while database.scalar(count) < accounts:  # one round first, as for the baseline
-            await asyncio.sleep(1)
-        await asyncio.sleep(INTERVAL)  # let the queue fill and the rhythm settle
-        polls_before, machine_before = database.scalar(count), machine_busy_seconds()
-        cpu_before = sum(sum(cpu_times(p.pid)) for p in processes)
-        started = time.monotonic()
-        await asyncio.sleep(seconds)
-        elapsed = time.monotonic() - started
-        polls = database.scalar(count) - polls_before
-        cpu = sum(sum(cpu_times(p.pid)) for p in processes) - cpu_before
-        machine = machine_busy_seconds() - machine_before
+        pids = [p.pid for p in processes]
+        return await measure_window(f"{workers} worker(s)", fake, pids, accounts, seconds)
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
         for process in processes:
             await process.wait()
         database.drop()
-    return Result(f"{workers} worker(s)", polls, elapsed, cpu, machine)
 
 
 async def measure_single(
-    config: Path, template: str, accounts: int, seconds: float, env: dict[str, str]
+    fake: str, config: Path, template: str, run: tuple[int, float, dict[str, str]]
 ) -> Result:
     """The baseline: ``replywatch run`` on a copy of the backfilled database."""
+    accounts, seconds, env = run
     database = Database(template)
     process = await start(config, database.url, ["run", "--listen", "127.0.0.1:0"], env)
     assert process.stdout is not None
     drain: asyncio.Task[bytes] | None = None
     try:
-        line = await wait_for_line(process, "serving")
-        address = line.split("serving ")[1].split(" ")[0]
+        await wait_for_line(process, "serving")
         drain = asyncio.create_task(process.stdout.read())
-        async with aiohttp.ClientSession() as session:
-            while await polls_so_far(session, address) < accounts:  # one round first
-                await asyncio.sleep(1)
-            await asyncio.sleep(INTERVAL)  # as for the workers
-            polls_before = await polls_so_far(session, address)
-            machine_before, cpu_before = machine_busy_seconds(), sum(cpu_times(process.pid))
-            started = time.monotonic()
-            await asyncio.sleep(seconds)
-            elapsed = time.monotonic() - started
-            cpu = sum(cpu_times(process.pid)) - cpu_before
-            machine = machine_busy_seconds() - machine_before
-            polls = await polls_so_far(session, address) - polls_before
+        mode = "replywatch run (baseline)"
+        return await measure_window(mode, fake, [process.pid], accounts, seconds)
     finally:
         process.send_signal(signal.SIGTERM)
         await process.wait()
         if drain is not None:
             drain.cancel()
         database.drop()
-    return Result("replywatch run (baseline)", polls, elapsed, cpu, machine)
 
 
 async def run(accounts: int, seconds: float, modes: Sequence[int], folder: Path) -> int:
@@ -236,12 +242,14 @@ async def run(accounts: int, seconds: float, modes: Sequence[int], folder: Path)
         "bench.fake_graph_server",
         "--accounts",
         str(accounts),
+        "--admin",  # counts the polls: GET /_polls
         stdout=asyncio.subprocess.PIPE,
         cwd=root,
     )
     assert fake.stdout is not None
     port = int((await asyncio.wait_for(fake.stdout.readline(), 300)).split()[1])
-    config = write_config(folder, f"http://127.0.0.1:{port}", accounts, f"{INTERVAL}s")
+    fake_url = f"http://127.0.0.1:{port}"
+    config = write_config(folder, fake_url, accounts, f"{INTERVAL}s")
     env = {**os.environ, **{f"BENCH_TOKEN_{i}": token(i) for i in range(accounts)}}
     try:
         print(
@@ -250,12 +258,11 @@ async def run(accounts: int, seconds: float, modes: Sequence[int], folder: Path)
         template = await backfilled(config, env)
         print("  backfilled the template database", flush=True)
         try:
-            results = [await measure_single(config, template.name, accounts, seconds, env)]
+            run = (accounts, seconds, env)
+            results = [await measure_single(fake_url, config, template.name, run)]
             print(f"  measured {results[-1].mode}", flush=True)
             for workers in modes:
-                measured = await measure_workers(
-                    workers, config, template.name, accounts, seconds, env
-                )
+                measured = await measure_workers(workers, fake_url, config, template.name, run)
                 results.append(measured)
                 print(f"  measured {results[-1].mode}", flush=True)
         finally:

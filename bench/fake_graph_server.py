@@ -10,9 +10,9 @@ Options for the soak (off by default, so ``bench/poll.py`` sees exactly the plai
   random from :data:`FAULTS` (one request each, through ``FakeMeta.fail_account``);
 * ``--admin`` keeps a log of every data request (time, Page, first page or not, fault) and
   serves ``POST /_stop`` (no new messages, no pending replies, no more faults from now on),
-  ``GET /_waiting`` (Pages whose polls have not started again since the stop) and
+  ``GET /_waiting`` (Pages whose polls have not started again since the stop),
   ``GET /_ground_truth`` (every message of every Page with its time and sender, the request
-  log and the stop time).
+  log and the stop time) and ``GET /_polls`` (how many polls have started: first requests).
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ class Admin:
         self.traffic: asyncio.Task[None] | None = None
         self.replies: list[asyncio.TimerHandle] = []
         self._polled_since_stop: set[str] = set()
+        self.polls = 0  # first requests: polls started, whoever made them
         self._last_kind: dict[str, str] = {}
 
     def install(self, app: web.Application) -> None:
@@ -113,6 +114,7 @@ class Admin:
         app.router.add_post("/_stop", self.stop)
         app.router.add_get("/_waiting", self.waiting)
         app.router.add_get("/_ground_truth", self.ground_truth)
+        app.router.add_get("/_polls", self.polls_started)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -130,6 +132,7 @@ class Admin:
             self._polled_since_stop.add(node)
         self._last_kind[node] = kind
         self.log.append((time.time(), node, first, kind))
+        self.polls += first
         return await handler(request)
 
     async def stop(self, _request: web.Request) -> web.Response:
@@ -141,6 +144,10 @@ class Admin:
             for handle in self.replies:
                 handle.cancel()
         return web.json_response({"stopped_at": self.stopped_at})
+
+    async def polls_started(self, _request: web.Request) -> web.Response:
+        """How many polls have reached this fake (their first request), from any process."""
+        return web.json_response({"polls": self.polls})
 
     async def waiting(self, _request: web.Request) -> web.Response:
         """Pages not polled again since the stop (every Page's poll that starts after it)."""
