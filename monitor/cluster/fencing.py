@@ -23,6 +23,7 @@ log = logging.getLogger("monitor.cluster")
 # Every worker's store sessions carry this name, so the tick ends only theirs.
 APPLICATION_NAME = "replywatch worker"
 
+_REPORTED: set[str] = set()  # errors already logged
 _STALLED = text(
     "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
     "WHERE datname = current_database() AND application_name = :name "
@@ -40,7 +41,11 @@ def end_stalled_sessions(engine: Engine, older_than: timedelta) -> int:
             ).scalar_one()
     except DBAPIError as err:
         # Another role's sessions need pg_signal_backend: the server's own timeout remains.
-        log.warning("could not end stalled workers' sessions: %s", type(err.orig).__name__)
+        # Said once, not at every tick.
+        reason = type(err.orig).__name__
+        if reason not in _REPORTED:
+            _REPORTED.add(reason)
+            log.warning("could not end stalled workers' sessions: %s", reason)
         return 0
     count = int(ended or 0)
     if count:
