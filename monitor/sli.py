@@ -215,11 +215,11 @@ class SliTotals:
         them: a render must see either the old totals or the new ones, never half-read ones.
         """
         loaded = SliTotals(self.buckets)
-        loaded.read(connection)
+        loaded._read(connection)
         self.counts = loaded.counts
 
-    def read(self, connection: Connection) -> None:
-        """Add every stored decision to these (empty) totals."""
+    def _read(self, connection: Connection) -> None:
+        # Adds every stored decision to these (empty) totals.
         o = OUTCOMES
         key_columns = (o.c.account_id, o.c.channel, o.c.tier)
         for account_id, channel, tier, outcome, count in connection.execute(

@@ -93,15 +93,21 @@ class Poll:
     committed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Start:
+    """A poll job that took its account: by which worker, and when (the database's time)."""
+
+    worker: str
+    account: str
+    at: datetime
+
+
 @dataclass
 class Fleet:
     """Every worker's poll log as it arrives, and a condition to wait on."""
 
     polls: list[Poll] = field(default_factory=list)
-    started: dict[int, tuple[str, str]] = field(default_factory=dict)  # job -> (worker, account)
-    start_times: dict[int, datetime] = field(
-        default_factory=dict
-    )  # job -> when it took its account
+    started: dict[int, Start] = field(default_factory=dict)  # by job
     ended: set[int] = field(default_factory=set)
     stderr: dict[int, list[str]] = field(default_factory=dict)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -172,9 +178,9 @@ class Fleet:
             if p.account == account
         ]
         lines += [
-            f"job {job} on {worker}: {seconds(self.start_times[job])} s, never ended"
-            for job, (worker, name) in self.started.items()
-            if name == account and job not in self.ended
+            f"job {job} on {start.worker}: {seconds(start.at)} s, never ended"
+            for job, start in self.started.items()
+            if start.account == account and job not in self.ended
         ]
         return "\n".join(lines)
 
@@ -191,27 +197,31 @@ class Fleet:
         latest = self._latest_success if success else self._latest
         return sum(started > moment for started in latest.values())
 
+    def last_poll(self, account: str) -> datetime | None:
+        """When the latest committed poll of ``account`` started, by any worker."""
+        return self._latest.get(account)
+
     def last_poll_by(self, account: str, worker: str) -> datetime | None:
         """When ``worker`` started its latest committed poll of ``account``."""
         return self._latest_by.get((account, worker))
 
     def ended_without_a_line(self, job: int, finished: datetime) -> None:
         """Count a poll that committed but whose worker was killed before it logged the end."""
-        worker, account = self.started[job]
+        start = self.started[job]
         self.ended.add(job)
-        poll = Poll(account, job, worker, self.start_times[job], finished, "unlogged", True)
+        poll = Poll(start.account, job, start.worker, start.at, finished, "unlogged", True)
         self.polls.append(poll)
         self._index(poll)
 
     def in_flight(self, worker: str) -> list[int]:
         """Jobs this worker started and has not ended."""
-        return [j for j, (w, _a) in self.started.items() if w == worker and j not in self.ended]
+        return [j for j, s in self.started.items() if s.worker == worker and j not in self.ended]
 
     async def _note(self, entry: dict[str, Any]) -> None:
         async with self.changed:
             if entry["event"] == "start":
-                self.started[int(entry["job"])] = (entry["worker"], entry["account"])
-                self.start_times[int(entry["job"])] = datetime.fromisoformat(entry["at"])
+                at = datetime.fromisoformat(entry["at"])
+                self.started[int(entry["job"])] = Start(entry["worker"], entry["account"], at)
             else:
                 self.ended.add(int(entry["job"]))
                 poll = Poll(

@@ -184,7 +184,7 @@ async def committed_unlogged(
     Such a poll gave its account back (the lease is free) after it took it, and no other
     worker has polled the account since; a job whose lease was taken over is not among them.
     """
-    jobs = {fleet.started[job][1]: job for job in fleet.in_flight(worker.name) if job not in caught}
+    jobs = {fleet.started[j].account: j for j in fleet.in_flight(worker.name) if j not in caught}
 
     def read() -> list[Any]:
         with engine.connect() as connection:
@@ -205,9 +205,10 @@ async def committed_unlogged(
     found: dict[int, datetime] = {}
     for name, lease, last_poll_at in rows:
         job = jobs[name]
-        took = fleet.start_times[job]
-        others = [p for p in fleet.committed() if p.account == name and p.started > took]
-        if lease is None and last_poll_at is not None and last_poll_at >= took and not others:
+        took = fleet.started[job].at
+        latest = fleet.last_poll(name)
+        polled_since = latest is not None and latest > took
+        if lease is None and last_poll_at is not None and last_poll_at >= took and not polled_since:
             found[job] = last_poll_at
     return found
 
@@ -426,7 +427,7 @@ async def test_a_killed_worker_s_accounts_are_taken_over_by_the_others(
         for job, finished in unlogged.items():
             fleet.ended_without_a_line(job, finished)
         await asyncio.wait_for(victim.process.wait(), 30)
-        accounts = {fleet.started[job][1] for job in caught}
+        accounts = {fleet.started[job].account for job in caught}
         await fleet.until(
             lambda: released(fleet, caught),
             60,
@@ -474,7 +475,7 @@ async def test_a_frozen_worker_that_wakes_up_counts_nothing_twice(
         await fleet.until(lambda: all_polled_after(fleet, started), 90, "every account polled")
         caught = await catch_in_flight(fleet, frozen, engine)
         frozen_at = datetime.now(UTC)
-        accounts = {fleet.started[job][1] for job in caught}
+        accounts = {fleet.started[job].account for job in caught}
         await fleet.until(
             lambda: released(fleet, caught),
             60,
