@@ -97,14 +97,6 @@ class Database:
         self.url = ADMIN_URL.rsplit("/", 1)[0] + f"/{self.name}"
         self.engine = create_engine(self.url)
 
-    def scalar(self, query: str) -> int:
-        """One number from the database (0 when the table does not exist yet)."""
-        try:
-            with self.engine.connect() as connection:
-                return int(connection.execute(text(query)).scalar() or 0)
-        except Exception:
-            return 0
-
     def drop(self) -> None:
         """Drop the database."""
         self.engine.dispose()
