@@ -46,9 +46,12 @@ bench-cluster: $(STAMP)
 bench-soak: $(STAMP)
 	$(BIN)/python bench/soak.py
 
-# 100,000 cases per intake parser (CI runs 2,000).
+# 100,000 cases per intake parser and hostile-input target (CI runs 2,000). The delivery and
+# CSV-file properties (test_hostile_delivery.py, test_hostile_files.py) run whole rounds and
+# CLI imports per case; run them by hand with a smaller REPLYWATCH_FUZZ_EXAMPLES.
 fuzz: $(STAMP)
-	REPLYWATCH_FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest -q tests/reliability/test_fuzz_intake.py
+	REPLYWATCH_FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest -q tests/reliability/test_fuzz_intake.py \
+		tests/reliability/test_hostile_times.py tests/reliability/test_hostile_http.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -15,7 +15,10 @@ __all__ = [
     "ACCOUNT_TOTAL",
     "BURN_WINDOWS",
     "DEFAULT_TARGETS",
+    "HEARTBEAT_RECEIVER",
     "JOB",
+    "PROCESS_METRICS",
+    "WATCHDOG",
     "BurnWindow",
     "Metric",
     "missed_ratio",
@@ -63,6 +66,28 @@ class Metric:
     WEBHOOKS = "replywatch_webhook_deliveries_total"
     ALERT_DELIVERIES = "replywatch_alert_deliveries_total"
     OUTBOX_PENDING = "replywatch_alert_outbox_pending"
+    ROUND_FAILURES = "replywatch_round_failures_total"
+    ROUND_LAST_SUCCESS = "replywatch_round_last_success_timestamp_seconds"
+    ROUND_INTERVAL = "replywatch_round_interval_seconds"
+    EVENTS_REJECTED = "replywatch_events_rejected_total"
+
+
+PROCESS_METRICS = frozenset(
+    {
+        Metric.ALERT_DELIVERIES,
+        Metric.OUTBOX_PENDING,
+        Metric.ROUND_FAILURES,
+        Metric.ROUND_LAST_SUCCESS,
+        Metric.ROUND_INTERVAL,
+    }
+)
+"""Series about the replywatch process itself, with no account label to name in an alert."""
+
+WATCHDOG = "ReplywatchWatchdog"
+"""The always-firing dead man's switch (kube-prometheus' Watchdog): no for:, no severity."""
+
+HEARTBEAT_RECEIVER = "replywatch-heartbeat"
+"""The Alertmanager receiver that gets the watchdog, and nothing else."""
 
 
 @dataclass(frozen=True)

@@ -178,7 +178,9 @@ class MetaConnector:
     def _conversation_events(
         self, conversation: dict[str, Any], since: datetime
     ) -> tuple[list[Event], int]:
-        box = conversation.get("messages")
+        # Graph leaves empty edges out: a conversation whose only message was unsent has no
+        # "messages" at all. Failing on it failed every poll of the account, for good.
+        box = conversation.get("messages", {"data": []})
         messages = box.get("data") if isinstance(box, dict) else None
         if not isinstance(messages, list):
             raise ConnectorResponseError(

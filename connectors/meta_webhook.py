@@ -50,6 +50,12 @@ class WebhookBatch:
     ignored: int
 
 
+def _raw(text: str) -> bytes:
+    # Header values hold whatever bytes a client sent (aiohttp keeps undecodable ones as
+    # surrogates): compare bytes, which never raises, not str, which refuses non-ASCII.
+    return text.encode("utf-8", "surrogatepass")
+
+
 def verify_signature(app_secret: str, body: bytes, header: str | None) -> bool:
     """Check ``X-Hub-Signature-256: sha256=<hex>`` over the exact received bytes."""
     if not header or not app_secret:
@@ -58,7 +64,7 @@ def verify_signature(app_secret: str, body: bytes, header: str | None) -> bool:
     if scheme.lower() != "sha256" or not received:
         return False
     expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, received.strip().lower())
+    return hmac.compare_digest(expected.encode(), _raw(received.strip().lower()))
 
 
 def verify_challenge(params: Mapping[str, str], verify_token: str) -> str | None:
@@ -66,10 +72,13 @@ def verify_challenge(params: Mapping[str, str], verify_token: str) -> str | None
     if params.get("hub.mode") != "subscribe" or not verify_token:
         return None
     offered = params.get("hub.verify_token", "")
-    if not hmac.compare_digest(offered.encode(), verify_token.encode()):
+    if not hmac.compare_digest(_raw(offered), _raw(verify_token)):
         return None
     challenge = params.get("hub.challenge")
-    return challenge if challenge else None
+    # Meta's challenge is a number; anything else is not echoed into a response.
+    if not challenge or not (challenge.isascii() and challenge.isprintable()):
+        return None
+    return challenge
 
 
 def _id(value: object) -> str | None:
@@ -91,6 +100,8 @@ def parse_meta_webhook(body: bytes, accounts: Mapping[tuple[str, str], str]) -> 
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise WebhookPayloadError("body is not JSON") from None
+    except RecursionError:
+        raise WebhookPayloadError("body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise WebhookPayloadError("body is not a JSON object")
     platform = _OBJECTS.get(str(payload.get("object")))

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -71,6 +72,11 @@ ALLOWED_UPDATES = ("message", "business_connection", "business_message", "edited
 MAX_LIMIT = 100
 # Flood waits without a hint: Telegram's own hints are usually seconds to a few minutes.
 DEFAULT_RETRY_AFTER = 30.0
+# The longest flood wait obeyed. Telegram keeps an undelivered update for at most 24 hours
+# (platform-apis.md 8; core.telegram.org/bots/api#getting-updates), so obeying a longer hint
+# (a "retry_after" of 34 hours was seen) loses updates for certain. An hour is far above any
+# real flood wait and leaves 23 of the 24 hours to catch up.
+MAX_RETRY_AFTER = 3600.0
 _RETRY_IN_TEXT = re.compile(r"retry after (\d+)", re.IGNORECASE)
 
 
@@ -256,6 +262,8 @@ class TelegramConnector:
         bots = settings.options.get("automated_bots", "")
         self.automated_bots = frozenset(b.strip() for b in bots.split(",") if b.strip())
         self._since = settings.backfill_since
+        # True while flood waits are being capped: the cap is logged once, not at every poll.
+        self._capping = False
         self._owners: dict[str, str] = {}
         # Connections getBusinessConnection could not resolve; asked once per process.
         self._unresolvable: set[str] = set()
@@ -285,6 +293,7 @@ class TelegramConnector:
         offset = _offset(cursor)
         owners = {**self._owners, **_decode_connections(cursor.get("connections"))}
         updates = await self._get_updates(offset)
+        self._capping = False
         try:
             ids = [update_id(u) for u in updates]
             for update in updates:
@@ -429,7 +438,7 @@ class TelegramConnector:
         if isinstance(body, dict):
             return body
         if status == 429:
-            raise ConnectorRateLimited(f"{where}: HTTP 429", _seconds(retry_header))
+            raise self._flood_wait(f"{where}: HTTP 429", _seconds(retry_header))
         if status >= 500:
             raise ConnectorConnectionError(f"{where}: HTTP {status}")
         if status in (401, 403):
@@ -449,7 +458,7 @@ class TelegramConnector:
         parameters = body.get("parameters")
         hint = parameters.get("retry_after") if isinstance(parameters, dict) else None
         if code == 429 or status == 429 or hint is not None:
-            return ConnectorRateLimited(f"{label}: flood control", _retry_after(hint, said))
+            return self._flood_wait(f"{label}: flood control", _retry_after(hint, said))
         if code in (401, 403):
             return ConnectorAuthError(f"{label}: the bot token was refused (revoked or wrong)")
         if code == 404:
@@ -465,6 +474,24 @@ class TelegramConnector:
         if code >= 500:
             return ConnectorConnectionError(f"{label}: temporary platform failure")
         return _Refused(f"{label}: request refused")
+
+    def _flood_wait(self, message: str, asked: float) -> ConnectorRateLimited:
+        """The wait Telegram asked for, capped at MAX_RETRY_AFTER (logged once while capping)."""
+        if asked <= MAX_RETRY_AFTER:
+            self._capping = False
+            return ConnectorRateLimited(message, asked)
+        if not self._capping:
+            log.warning(
+                "telegram/%s: Telegram asked to wait %.0f s before polling again; waiting "
+                "%.0f s instead, because it keeps undelivered updates for 24 h only",
+                self.settings.account,
+                asked,
+                MAX_RETRY_AFTER,
+            )
+        self._capping = True
+        return ConnectorRateLimited(
+            f"{message} (asked {asked:.0f} s, capped at {MAX_RETRY_AFTER:.0f} s)", MAX_RETRY_AFTER
+        )
 
 
 class _Refused(ConnectorResponseError):
@@ -485,7 +512,10 @@ def _conflict_advice(description: str) -> str:
 
 def _retry_after(hint: object, description: str) -> float:
     if isinstance(hint, int | float) and not isinstance(hint, bool):
-        return float(hint)
+        try:
+            return float(hint)
+        except OverflowError:
+            return math.inf  # an integer past float's range: capped like any long wait
     found = _RETRY_IN_TEXT.search(description)
     return float(found.group(1)) if found else DEFAULT_RETRY_AFTER
 

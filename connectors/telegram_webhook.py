@@ -40,7 +40,9 @@ def verify_secret(header_value: str | None, expected: str) -> bool:
     """Compare the secret header with the configured secret in constant time."""
     if not header_value or not expected:
         return False
-    return hmac.compare_digest(header_value.encode(), expected.encode())
+    # Bytes, not str: a header may hold any bytes (undecodable ones arrive as surrogates).
+    given = header_value.encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(given, expected.encode("utf-8", "surrogatepass"))
 
 
 def _update(body: bytes) -> dict[str, object]:
@@ -48,6 +50,8 @@ def _update(body: bytes) -> dict[str, object]:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise TelegramPayloadError("body is not JSON") from None
+    except RecursionError:
+        raise TelegramPayloadError("body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise TelegramPayloadError("body is not a JSON object")
     update_id(payload)

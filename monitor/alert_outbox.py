@@ -5,6 +5,8 @@ per receiver that wants that level (a unique key makes a second write of the sam
 no-op). Delivery reads what is due, sends it, and marks it delivered, or schedules a retry
 with exponential backoff. Per receiver and conversation, changes go out in order: a later
 change waits while an earlier one is failing, so "resolved" never overtakes "breach".
+Whatever one send raises is that delivery's failure alone: the round goes on, and what it
+delivered is recorded even when the round is cut short.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy import Connection, Engine, exists, select, update
 from monitor.alert_receivers import AlertReceiver, DeliveryError
 from monitor.conversation_alerts import AlertChange
 from monitor.dialect_insert import insert_for
+from monitor.escaping import one_line
 from monitor.models import AlertDelivery
 
 __all__ = ["OUTBOX", "DeliveryReport", "Outbox", "enqueue"]
@@ -60,11 +63,19 @@ def enqueue(
 
 @dataclass(frozen=True)
 class DeliveryReport:
-    """What one delivery round did."""
+    """What one delivery round did.
+
+    ``crashed`` counts the failures (included in ``failed``) where a receiver raised
+    something other than DeliveryError: a bug to report, not an unreachable receiver.
+    ``refused`` counts re-sent firing alerts Alertmanager refused (the others still went).
+    """
 
     delivered: int
     failed: int
     pending: int
+    crashed: int = 0
+    # Firing alerts Alertmanager refused for their content in the keep-alive re-send.
+    refused: int = 0
 
 
 @dataclass
@@ -101,36 +112,60 @@ class Outbox:
         blocked: set[tuple[str, str]] = set()
         done: list[int] = []
         failed: list[tuple[_Due, str]] = []
-        for item in due:
-            order_key = (item.receiver, item.change.key)
-            if order_key in blocked:
-                continue
-            receiver = self.receivers.get(item.receiver)
-            if receiver is None:
-                # Removed from the config: keep the row (it is visible), do not send.
-                continue
-            try:
-                await receiver.send(session, item.change)
-            except DeliveryError as err:
+        crashed = 0
+        try:
+            for item in due:
+                order_key = (item.receiver, item.change.key)
+                if order_key in blocked:
+                    continue
+                receiver = self.receivers.get(item.receiver)
+                if receiver is None:
+                    # Removed from the config: keep the row (it is visible), do not send.
+                    continue
+                try:
+                    await receiver.send(session, item.change)
+                except DeliveryError as err:
+                    error = str(err)
+                except Exception as err:
+                    # Broad on purpose: whatever one send raises (a receiver bug, an input it
+                    # did not expect) must fail that delivery only. Escaping the loop would
+                    # skip the recording below, so everything already sent in this round
+                    # would be sent again next round, and every later alert would queue
+                    # behind it for ever. Only the type is kept: messages can hold URLs.
+                    error = f"{item.receiver} failed unexpectedly: {type(err).__name__}"
+                    crashed += 1
+                else:
+                    done.append(item.ident)
+                    continue
                 blocked.add(order_key)
-                failed.append((item, str(err)))
-                continue
-            done.append(item.ident)
-        if done or failed:
-            if write_lock is None:
-                await asyncio.to_thread(self._record, done, failed, now)
-            else:
-                async with write_lock:
-                    await asyncio.to_thread(self._record, done, failed, now)
+                failed.append((item, error))
+        finally:
+            # Also when the round is cancelled (shutdown): what went out is never re-sent.
+            if done or failed:
+                await self._save(done, failed, now, write_lock)
         for item, error in failed:
             log.warning(
                 "alert for %s not delivered to %s (attempt %d): %s",
-                item.change.account,
+                one_line(item.change.account, 200),
                 item.receiver,
                 item.attempts + 1,
                 error,
             )
-        return DeliveryReport(len(done), len(failed), await asyncio.to_thread(self.pending))
+        pending = await asyncio.to_thread(self.pending)
+        return DeliveryReport(len(done), len(failed), pending, crashed)
+
+    async def _save(
+        self,
+        done: list[int],
+        failed: list[tuple[_Due, str]],
+        now: datetime,
+        write_lock: asyncio.Lock | None,
+    ) -> None:
+        if write_lock is None:
+            await asyncio.to_thread(self._record, done, failed, now)
+        else:
+            async with write_lock:
+                await asyncio.to_thread(self._record, done, failed, now)
 
     def pending(self) -> int:
         """Deliveries not yet made (due or waiting for a retry)."""

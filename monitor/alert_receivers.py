@@ -1,14 +1,20 @@
 """Where per-conversation alerts are delivered: Alertmanager, a webhook, Slack, Telegram, e-mail.
 
 Each receiver turns one :class:`AlertChange` into one request and raises
-:class:`DeliveryError` (whose message never holds a URL or credential) when it did not land.
+:class:`DeliveryError` (whose message never holds a URL or credential) when it did not land,
+and only that. Every text a platform or customer controls is escaped for the receiver's
+medium (:mod:`monitor.escaping`) and each Alertmanager alert is made valid for its
+API, so an odd account name or thread link can neither inject markup nor get a batch refused.
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.errors
 import json
+import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
@@ -16,6 +22,7 @@ from typing import Any, Protocol
 import aiohttp
 import aiosmtplib
 
+from monitor import escaping as escape
 from monitor.config import Config
 from monitor.config_schema import ReceiverModel
 from monitor.conversation_alerts import RESOLVED, AlertChange
@@ -25,11 +32,13 @@ __all__ = [
     "AlertmanagerReceiver",
     "DeliveryError",
     "EmailReceiver",
+    "PushReport",
     "SlackReceiver",
     "TelegramReceiver",
     "WebhookReceiver",
     "build_receivers",
     "describe",
+    "neutral",
 ]
 
 ALERTNAME = "ReplywatchConversationWaiting"
@@ -37,6 +46,17 @@ ALERTNAME = "ReplywatchConversationWaiting"
 # routing in alerts/alertmanager.example.yml).
 SEVERITY = {"warning": "warning", "breach": "critical", "escalated": "page"}
 ALL_LEVELS = ("warning", "breach", "escalated", "resolved")
+# Alertmanager's answers to a batch whose content it refuses: 422 (the API schema, e.g. a
+# generatorURL that is no URI: nothing in the batch is kept), 400 (an alert's labels or
+# times: the valid ones are kept). A proxy's 413 is also cured by smaller batches.
+_CONTENT_REFUSED = frozenset({400, 413, 422})
+# The most alerts remembered as already logged: each is logged once, not every resend.
+_REMEMBERED_REFUSALS = 10_000
+
+log = logging.getLogger("monitor.alerts")
+
+# Alerts per keep-alive request: each body stays small enough to serialise in a blink.
+_KEEP_ALIVE_BATCH = 500
 
 
 class DeliveryError(Exception):
@@ -54,8 +74,26 @@ class AlertReceiver(Protocol):
         ...
 
 
-def describe(change: AlertChange) -> str:
-    """One human line about the change, for chat and mail receivers."""
+def neutral(change: AlertChange) -> AlertChange:
+    """The change with its platform-given text on one line and its link a clean http(s) URL.
+
+    What every receiver works from: names keep their characters but show controls as
+    escapes, and a link that is not a usable http(s) URL is left out (None).
+    """
+    return replace(
+        change,
+        key=escape.one_line(change.key),
+        platform=escape.one_line(change.platform),
+        account=escape.one_line(change.account),
+        channel=escape.one_line(change.channel),
+        conversation=escape.one_line(change.conversation),
+        link=escape.http_url(change.link),
+    )
+
+
+def describe(change: AlertChange, with_link: bool = True) -> str:
+    """One plain line about the change (unescaped for any medium), for chat and mail."""
+    change = neutral(change)
     waited = _duration(change.waited_seconds)
     where = f"{change.platform} account {change.account} ({change.channel})"
     if change.level == RESOLVED:
@@ -66,32 +104,64 @@ def describe(change: AlertChange) -> str:
         text = f"Target breached: a customer has waited {waited} on {where}."
     else:
         text = f"ESCALATED: a customer has waited {waited} on {where} and nobody answered."
-    return f"{text} {change.link}" if change.link else text
+    return f"{text} {change.link}" if change.link and with_link else text
 
 
 async def _post(
     session: aiohttp.ClientSession, url: str, body: Any, what: str, headers: dict[str, str]
 ) -> None:
+    status, _reason = await _post_status(session, url, body, what, headers)
+    if status >= 300:
+        raise DeliveryError(f"{what} answered HTTP {status}")
+
+
+async def _post_status(
+    session: aiohttp.ClientSession, url: str, body: Any, what: str, headers: dict[str, str]
+) -> tuple[int, str]:
+    """The HTTP status and the start of the answer; DeliveryError when there is no answer."""
     try:
         async with session.post(url, json=body, headers=headers) as response:
-            if response.status >= 300:
-                raise DeliveryError(f"{what} answered HTTP {response.status}")
+            if response.status < 300:
+                return response.status, ""
+            start = await response.content.read(300)
+            return response.status, start.decode("utf-8", errors="replace")
     except aiohttp.ClientError as err:
         # aiohttp's messages can carry the URL (a Slack URL or bot token is a secret).
         raise DeliveryError(f"{what} unreachable: {type(err).__name__}") from None
     except TimeoutError:
         raise DeliveryError(f"{what} timed out") from None
+    except ValueError as err:
+        # aiohttp refuses a header with a line break (a token file holding two lines); its
+        # message quotes the header, so only the type is kept.
+        raise DeliveryError(f"{what} request not sent: {type(err).__name__}") from None
+
+
+@dataclass(frozen=True)
+class PushReport:
+    """What one push to Alertmanager did: alerts accepted, alerts refused for their content."""
+
+    pushed: int = 0
+    refused: int = 0
+
+    def __add__(self, other: PushReport) -> PushReport:
+        return PushReport(self.pushed + other.pushed, self.refused + other.refused)
 
 
 @dataclass
 class AlertmanagerReceiver:
-    """Pushes alerts to Alertmanager's API v2 and keeps firing ones alive."""
+    """Pushes alerts to Alertmanager's API v2 and keeps firing ones alive.
+
+    Every alert is made valid for the API first; should Alertmanager still refuse a batch for
+    its content, the batch is split in halves until the refused alerts are alone, so one bad
+    alert never keeps the others from being (re)sent. Each refused alert is logged once.
+    """
 
     url: str
     resend_interval: timedelta = timedelta(minutes=1)
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     name: str = "alertmanager"
     levels: Sequence[str] = ALL_LEVELS
+    _logged: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
     async def send(self, session: aiohttp.ClientSession, change: AlertChange) -> None:
         """Fire the new level and end the previous one (a new severity is a new alert)."""
@@ -100,20 +170,80 @@ class AlertmanagerReceiver:
             alerts.append(self._alert(change, change.level, ends=None))
         if change.previous_level is not None:
             alerts.append(self._alert(change, change.previous_level, ends=change.changed_at))
-        await self._push(session, alerts)
+        report = await self.push(session, alerts)
+        if report.refused:
+            raise DeliveryError(
+                f"Alertmanager refused {report.refused} of {len(alerts)} alerts (content)"
+            )
 
     async def refresh(
         self, session: aiohttp.ClientSession, firing: Iterable[AlertChange], now: datetime
-    ) -> None:
-        """Re-send every firing alert so Alertmanager does not time it out."""
-        alerts = [self._alert(c, c.level, ends=None, now=now) for c in firing]
-        if alerts:
-            await self._push(session, alerts)
+    ) -> PushReport:
+        """Re-send every firing alert so Alertmanager does not time it out.
 
-    async def _push(self, session: aiohttp.ClientSession, alerts: list[dict[str, Any]]) -> None:
+        Raises DeliveryError only when Alertmanager cannot be reached or fails as a whole;
+        alerts it refuses for their content are counted in the report (and logged once).
+        """
+        changes = list(firing)
+
+        def build() -> list[dict[str, Any]]:
+            return [self._alert(c, c.level, ends=None, now=now) for c in changes]
+
+        # Thousands of firing alerts take a quarter of a second to build and clean: off the
+        # event loop, and pushed in batches, so polls keep their schedule meanwhile.
+        alerts = await asyncio.to_thread(build)
+        report = PushReport()
+        for start in range(0, len(alerts), _KEEP_ALIVE_BATCH):
+            report += await self.push(session, alerts[start : start + _KEEP_ALIVE_BATCH])
+        return report
+
+    async def push(
+        self, session: aiohttp.ClientSession, alerts: list[dict[str, Any]]
+    ) -> PushReport:
+        """POST alerts; a batch refused for its content is split until the refused are alone."""
+        # Splitting costs about 2 requests per refused alert and halving; the budget caps the
+        # worst case (everything refused) near one request per alert, plus a few.
+        budget = [32 + len(alerts)]
+        return await self._push_split(session, alerts, budget)
+
+    async def _push_split(
+        self, session: aiohttp.ClientSession, alerts: list[dict[str, Any]], budget: list[int]
+    ) -> PushReport:
+        if not alerts:
+            return PushReport()
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        await _post(
+        budget[0] -= 1
+        status, reason = await _post_status(
             session, f"{self.url.rstrip('/')}/api/v2/alerts", alerts, "Alertmanager", headers
+        )
+        if status < 300:
+            return PushReport(pushed=len(alerts))
+        if status not in _CONTENT_REFUSED:
+            raise DeliveryError(f"Alertmanager answered HTTP {status}")
+        if len(alerts) == 1 or budget[0] <= 0:
+            for alert in alerts:
+                self._log_refused(alert, status, reason)
+            return PushReport(refused=len(alerts))
+        half = len(alerts) // 2
+        first = await self._push_split(session, alerts[:half], budget)
+        return first + await self._push_split(session, alerts[half:], budget)
+
+    def _log_refused(self, alert: dict[str, Any], status: int, reason: str) -> None:
+        labels = alert["labels"]
+        fingerprint = json.dumps(labels, sort_keys=True)
+        if fingerprint in self._logged:
+            return
+        if len(self._logged) >= _REMEMBERED_REFUSALS:
+            self._logged.clear()
+        self._logged.add(fingerprint)
+        # Label values are already on one line; Alertmanager's reason echoes the input.
+        log.warning(
+            "Alertmanager refused the alert for %s/%s conversation %s (HTTP %d): %s",
+            labels.get("platform", "?"),
+            labels.get("account", "?"),
+            labels.get("conversation", "?"),
+            status,
+            escape.one_line(reason, 200),
         )
 
     def _alert(
@@ -143,16 +273,7 @@ class AlertmanagerReceiver:
             "runbook_url": "alerts/runbook.md#replywatchconversationwaiting",
             "opened_at": change.opened_at.isoformat(),
         }
-        alert: dict[str, Any] = {
-            "labels": labels,
-            "annotations": annotations,
-            "startsAt": change.opened_at.isoformat(),
-            "endsAt": end.isoformat(),
-        }
-        if change.link:
-            alert["generatorURL"] = change.link
-            annotations["link"] = change.link
-        return alert
+        return escape.alertmanager_alert(labels, annotations, change.opened_at, end, change.link)
 
 
 @dataclass
@@ -170,7 +291,7 @@ class WebhookReceiver:
         body = {
             "version": "1",
             "alertname": ALERTNAME,
-            **change.to_json(),
+            **neutral(change).to_json(),
             "text": describe(change),
         }
         await _post(session, self.url, body, f"webhook {self.name}", headers)
@@ -184,19 +305,29 @@ class SlackReceiver:
     url: str = field(repr=False)
     levels: Sequence[str] = ALL_LEVELS
 
-    async def send(self, session: aiohttp.ClientSession, change: AlertChange) -> None:
-        """Post one message."""
+    def message(self, change: AlertChange) -> str:
+        """The mrkdwn text for one change."""
         icon = {
             "warning": ":hourglass:",
             "breach": ":rotating_light:",
             "escalated": ":sos:",
             RESOLVED: ":white_check_mark:",
         }[change.level]
-        await self.send_text(session, f"{icon} {describe(change)}")
+        text = escape.slack_text(describe(change, with_link=False))
+        # The only markup in the message: a link built here from a validated http(s) URL.
+        link = escape.slack_link(change.link)
+        return f"{icon} {text} {link}".rstrip()
+
+    async def send(self, session: aiohttp.ClientSession, change: AlertChange) -> None:
+        """Post one message."""
+        await self._post_mrkdwn(session, self.message(change))
 
     async def send_text(self, session: aiohttp.ClientSession, text: str) -> None:
-        """Post any text (the weekly digest uses this too)."""
-        await _post(session, self.url, {"text": text}, f"Slack {self.name}", {})
+        """Post plain text, escaped so none of it is markup (the weekly digest uses this)."""
+        await self._post_mrkdwn(session, escape.slack_text(text))
+
+    async def _post_mrkdwn(self, session: aiohttp.ClientSession, mrkdwn: str) -> None:
+        await _post(session, self.url, {"text": mrkdwn}, f"Slack {self.name}", {})
 
 
 @dataclass
@@ -213,11 +344,20 @@ class TelegramReceiver:
         """Call sendMessage."""
         await self.send_text(session, describe(change))
 
+    def body(self, text: str) -> dict[str, Any]:
+        """The sendMessage request for plain ``text``."""
+        # No parse_mode: Telegram then reads no markup at all, so nothing needs escaping
+        # but controls (and the length, which it would refuse every time).
+        return {
+            "chat_id": self.chat_id,
+            "text": escape.telegram_text(text),
+            "disable_web_page_preview": True,
+        }
+
     async def send_text(self, session: aiohttp.ClientSession, text: str) -> None:
-        """Send any text to the chat (the weekly digest uses this too)."""
+        """Send plain text to the chat (the weekly digest uses this too)."""
         url = f"{self.api_url.rstrip('/')}/bot{self.token}/sendMessage"
-        body = {"chat_id": self.chat_id, "text": text, "disable_web_page_preview": True}
-        await _post(session, url, body, f"Telegram {self.name}", {})
+        await _post(session, url, self.body(text), f"Telegram {self.name}", {})
 
 
 @dataclass
@@ -235,14 +375,26 @@ class EmailReceiver:
     levels: Sequence[str] = ALL_LEVELS
     timeout: float = 30.0
 
-    async def send(self, session: aiohttp.ClientSession, change: AlertChange) -> None:
-        """Send one mail."""
+    def message(self, change: AlertChange) -> EmailMessage:
+        """The mail for one change; headers on one line, the body free of controls."""
         message = EmailMessage()
         message["From"] = self.from_address
         message["To"] = ", ".join(self.to)
         state = "answered" if change.level == RESOLVED else change.level
-        message["Subject"] = f"[replywatch] {state}: {change.platform}/{change.account}"
-        message.set_content(describe(change) + "\n\n" + json.dumps(change.to_json(), indent=2))
+        subject = f"[replywatch] {state}: {change.platform}/{change.account}"
+        # The email package folds and encodes the value (RFC 2047); line breaks it refuses.
+        message["Subject"] = escape.mail_header(subject)
+        details = json.dumps(neutral(change).to_json(), indent=2)
+        message.set_content(escape.lines(describe(change) + "\n\n" + details))
+        return message
+
+    async def send(self, session: aiohttp.ClientSession, change: AlertChange) -> None:
+        """Send one mail."""
+        try:
+            message = self.message(change)
+        except (ValueError, email.errors.MessageError) as err:
+            # Not expected after escaping; a mail that cannot be written is this mail's failure.
+            raise DeliveryError(f"mail {self.name} not written: {type(err).__name__}") from None
         try:
             await aiosmtplib.send(
                 message,
@@ -253,7 +405,8 @@ class EmailReceiver:
                 password=self.password,
                 timeout=self.timeout,
             )
-        except (aiosmtplib.SMTPException, OSError) as err:
+        except (aiosmtplib.SMTPException, OSError, ValueError) as err:
+            # ValueError: aiosmtplib refuses options or messages it cannot use (a config slip).
             raise DeliveryError(f"mail {self.name} not sent: {type(err).__name__}") from None
 
 

@@ -18,17 +18,25 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy.exc import OperationalError
-
 from monitor.config import ConfigError, default_config_path, load_config
 from monitor.context import AppContext
 from monitor.csv_import import BadRow, CsvFormatError
+from monitor.escaping import one_line
 from monitor.import_command import ByteProgress, import_csv
+from monitor.import_file import UnreadableFile, open_import_text
 from monitor.instance_lock import InstanceLockError
 from monitor.report_formats import render
 from monitor.secrets import SecretError
 from monitor.stats import account_stats
-from monitor.store import StoreError, current_revision, head_revision, open_engine, redact_url
+from monitor.store import (
+    DATABASE_ERRORS,
+    StoreError,
+    choose_database,
+    current_revision,
+    database_failure,
+    head_revision,
+    open_engine,
+)
 from monitor.summary.command import SummaryUsageError, run_summary
 from monitor.summary.command import add_arguments as add_summary_arguments
 
@@ -93,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
         "--default-tz",
         metavar="ZONE",
         help="time zone for times written without an offset (default: reject)",
+    )
+    imp.add_argument(
+        "--encoding",
+        metavar="NAME",
+        help="the file's text encoding, e.g. cp1252 or utf-16 (default: what its byte-order "
+        "mark says, else UTF-8)",
     )
     imp.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
     imp.set_defaults(handler=_import)
@@ -255,23 +269,24 @@ def _import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         except (ZoneInfoNotFoundError, ValueError):
             raise UsageError(f"unknown time zone {args.default_tz!r}") from None
     label = "<stdin>" if args.file == "-" else args.file
-    if args.file != "-" and not Path(args.file).is_file():
-        raise UsageError(f"{label}: no such file")
-    context = AppContext.open(args.config, args.database)
     bad: list[BadRow] = []
 
     def report(row: BadRow) -> None:
         bad.append(row)
-        print(f"{label}: {row}", file=err)
+        # The reason can quote the row: its control characters must not reach the terminal.
+        print(one_line(f"{label}: {row}"), file=err)
 
-    size = 0 if args.file == "-" else os.path.getsize(args.file)
-    show = args.progress == "always" or (args.progress == "auto" and err.isatty() and size > 1e6)
     with ExitStack() as stack:
+        try:
+            # Checked (encoding, every byte) before the store is opened: nothing half-imported.
+            stream = stack.enter_context(open_import_text(args.file, args.encoding))
+        except UnreadableFile as error:
+            raise UsageError(one_line(f"{label}: {error}")) from None
+        context = AppContext.open(args.config, args.database)
         stack.callback(context.close)
-        stream = (
-            sys.stdin
-            if args.file == "-"
-            else stack.enter_context(Path(args.file).open(encoding="utf-8-sig", newline=""))
+        size = 0 if args.file == "-" else os.path.getsize(args.file)
+        show = args.progress == "always" or (
+            args.progress == "auto" and err.isatty() and size > 1e6
         )
         advance = stack.enter_context(ByteProgress(show, size, err))
         try:
@@ -279,10 +294,17 @@ def _import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 context, stream, default_zone=zone, on_bad_row=report, advance=advance
             )
         except CsvFormatError as error:
-            raise UsageError(f"{label}: {error}") from None
+            raise UsageError(one_line(f"{label}: {error}")) from None
+        except UnicodeDecodeError:
+            # Only when the file changed after it was checked; the batches before are stored.
+            raise UsageError(
+                f"{label}: the file changed while it was imported; import it again"
+            ) from None
     print(
-        f"{label}: {totals.received + len(bad)} row(s): {totals.stored} new event(s), "
-        f"{totals.duplicates} already stored, {len(bad)} bad row(s) skipped",
+        one_line(
+            f"{label}: {totals.received + len(bad)} row(s): {totals.stored} new event(s), "
+            f"{totals.duplicates} already stored, {len(bad)} bad row(s) skipped"
+        ),
         file=out,
     )
     return EXIT_PROBLEMS if bad else EXIT_OK
@@ -518,12 +540,20 @@ def _db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         with engine.connect() as connection:
             revision = current_revision(connection)
         print(f"schema revision {revision or 'none'} (newest: {head_revision()})", file=out)
-    except OperationalError as error:
-        reason = str(error.orig).splitlines()[0] if error.orig else str(error)
-        raise StoreError(f"cannot open database {redact_url(str(engine.url))}: {reason}") from None
+    except DATABASE_ERRORS as error:
+        raise StoreError(database_failure(str(engine.url), error)) from None
     finally:
         engine.dispose()
     return EXIT_OK
+
+
+def _database_of(args: argparse.Namespace) -> str:
+    # The store the command used, found again for an error message (the config loaded before).
+    try:
+        configured = load_config(args.config or default_config_path()).database
+    except ConfigError:
+        configured = None
+    return choose_database(args.database, configured)
 
 
 def main(
@@ -548,6 +578,11 @@ def main(
         return EXIT_USAGE
     except (UsageError, StoreError, SecretError) as error:
         print(f"replywatch: {error}", file=err)
+        return EXIT_USAGE
+    except DATABASE_ERRORS as error:
+        # The store failed after it opened (a damaged page is found when it is read): one
+        # line naming the database and what to do, not a traceback.
+        print(f"replywatch: {database_failure(_database_of(args), error, 'use')}", file=err)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("replywatch: interrupted", file=err)

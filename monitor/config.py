@@ -33,7 +33,7 @@ import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,6 +50,7 @@ from monitor.config_schema import (
     SummaryModel,
 )
 from monitor.hours import DAY_NAMES, BusinessCalendar, ScheduleError
+from monitor.intake_bounds import IntakeBounds
 from monitor.platforms import PLATFORMS
 from monitor.profiles import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile, WaitRule
 from monitor.secrets import LiveSecrets, SecretError, resolve_secret
@@ -121,6 +122,8 @@ class WebhookConfig:
 
     secret_refs: Mapping[str, str] = field(repr=False)
     max_body_bytes: int = 1_048_576
+    # /hooks/events only: (secret reference, accounts it may write or None for every push one)
+    tokens: tuple[tuple[str, tuple[str, ...] | None], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ class Config:
     backfill: timedelta = timedelta(days=7)
     listen: str = "127.0.0.1:9874"
     refresh_interval: timedelta = timedelta(seconds=15)
+    intake: IntakeBounds = field(default_factory=IntakeBounds)
     webhooks: Mapping[str, WebhookConfig] = field(default_factory=dict)
     alerts: AlertsModel = field(default_factory=AlertsModel)
     summary: SummaryModel = field(default_factory=SummaryModel)
@@ -172,6 +176,14 @@ class Config:
         base = self.path.parent if self.path else None
         return {k: resolve_secret(v, base) for k, v in hook.secret_refs.items()}
 
+    def resolve_event_tokens(self) -> list[tuple[str, tuple[str, ...] | None]]:
+        """The ``[[webhooks.events.tokens]]``: each secret read, with the accounts it may write."""
+        hook = self.webhooks.get("events")
+        if hook is None:
+            return []
+        base = self.path.parent if self.path else None
+        return [(resolve_secret(ref, base), accounts) for ref, accounts in hook.tokens]
+
     def resolve_receiver_secrets(self, receiver: str) -> dict[str, str]:
         """Read one alert receiver's secrets ("alertmanager" for the Alertmanager)."""
         base = self.path.parent if self.path else None
@@ -197,6 +209,11 @@ class Config:
             (None, f"webhooks.{platform}.secrets.{key}", ref)
             for platform, hook in self.webhooks.items()
             for key, ref in hook.secret_refs.items()
+        ]
+        places += [
+            (None, f"webhooks.{platform}.tokens[{index}].secret", ref)
+            for platform, hook in self.webhooks.items()
+            for index, (ref, _accounts) in enumerate(hook.tokens)
         ]
         places += [
             (None, f"alerts.{receiver}.secrets.{key}", ref)
@@ -297,8 +314,18 @@ def _resolve(model: ConfigModel, path: Path) -> Config:
         backfill=settings.backfill,
         listen=settings.listen,
         refresh_interval=settings.refresh_interval,
+        intake=IntakeBounds(
+            None
+            if settings.earliest_event is None
+            else datetime.combine(settings.earliest_event, time(), tzinfo=UTC),
+            settings.max_clock_skew,
+        ),
         webhooks={
-            platform: WebhookConfig(dict(hook.secrets), hook.max_body_bytes)
+            platform: WebhookConfig(
+                dict(hook.secrets),
+                hook.max_body_bytes,
+                tuple((token.secret, token.accounts) for token in hook.tokens),
+            )
             for platform, hook in model.webhooks.items()
         },
         alerts=model.alerts,
@@ -377,6 +404,7 @@ _WEBHOOK_SECRETS = {
 
 
 def _check_webhooks(model: ConfigModel, file: str, problems: list[ConfigProblem]) -> None:
+    names = {account.name for account in model.accounts}
     for name, hook in model.webhooks.items():
         needed = _WEBHOOK_SECRETS.get(name)
         if needed is None:
@@ -385,6 +413,21 @@ def _check_webhooks(model: ConfigModel, file: str, problems: list[ConfigProblem]
                 ConfigProblem(file, None, f"webhooks.{name}", f"unknown webhook (known: {known})")
             )
             continue
+        if hook.tokens and name != "events":
+            problems.append(
+                ConfigProblem(
+                    file, None, f"webhooks.{name}.tokens", "only [webhooks.events] takes tokens"
+                )
+            )
+        for index, token in enumerate(hook.tokens):
+            for account in token.accounts or ():
+                if account not in names:
+                    where = f"webhooks.{name}.tokens[{index}].accounts"
+                    problems.append(
+                        ConfigProblem(file, None, where, f"unknown account {account!r}")
+                    )
+        if name == "events" and hook.tokens:
+            continue  # scoped tokens instead of (or beside) the one for every push account
         for key in needed:
             if key not in hook.secrets:
                 problems.append(

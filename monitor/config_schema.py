@@ -31,6 +31,7 @@ __all__ = [
     "AlertsModel",
     "BusinessHoursModel",
     "ConfigModel",
+    "EventTokenModel",
     "ProfileModel",
     "ReceiverModel",
     "RecipientModel",
@@ -160,6 +161,26 @@ class SettingsModel(_Strict):
     listen: str = "127.0.0.1:9874"
     # How often window figures, SLI outcomes and conversation alerts are brought up to date.
     refresh_interval: Duration = timedelta(seconds=15)
+    # The plausibility window of event times (intake refuses items outside it): no earlier
+    # than this day (default: each platform's launch) and no further ahead of the clock.
+    earliest_event: date | None = None
+    max_clock_skew: Duration = Field(default=timedelta(minutes=5), ge=timedelta(0))
+
+
+class EventTokenModel(_Strict):
+    """A bearer token of ``/hooks/events`` and the accounts it may write."""
+
+    secret: str
+    # None: every account with source = "push"; a list may name polled accounts too.
+    accounts: tuple[str, ...] | None = Field(default=None, min_length=1)
+
+    @field_validator("secret")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        if not is_reference(value):
+            # Never echo the value: it may be the secret itself.
+            raise ValueError("secret must be a reference, env:NAME or file:PATH, not the secret")
+        return value
 
 
 class WebhookModel(_Strict):
@@ -167,6 +188,8 @@ class WebhookModel(_Strict):
 
     secrets: SecretRefs = Field(default_factory=dict)
     max_body_bytes: int = Field(default=1_048_576, gt=0, le=64 * 1_048_576)
+    # Only [webhooks.events]: further tokens, each limited to some accounts.
+    tokens: list[EventTokenModel] = Field(default_factory=list)
 
 
 AlertLevel = Literal["warning", "breach", "escalated", "resolved"]

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, select, update
 
 from monitor.accounts import AccountPolicy
 from monitor.dialect_insert import insert_for
@@ -108,6 +108,11 @@ def update_conversation_alerts(
     }
     changes: list[AlertChange] = []
     still_open: set[tuple[int, str, datetime]] = set()
+    # Written together after the loop: a burst of thousands of changes (every customer of a
+    # silent day crossing warn_after) as one statement each, not one compiled statement per
+    # change, which held the interpreter for seconds and delayed every poll on the event loop.
+    inserts: list[dict[str, Any]] = []
+    moves: list[dict[str, Any]] = []
     for account_id, thread_id, opened, channel, tier, url in open_waits:
         if account_id not in who:
             continue
@@ -119,27 +124,39 @@ def update_conversation_alerts(
         previous = stored[key].level if key in stored else None
         if level is None or _rank(level) <= _rank(previous):
             continue
-        change = _change(key, level, previous, who, channel, now, waited, url)
-        changes.append(change)
-        values = {"level": level, "changed_at": now, "channel": channel, "thread_url": url}
+        changes.append(_change(key, level, previous, who, channel, now, waited, url))
+        row = {"level": level, "changed_at": now, "channel": channel, "thread_url": url}
         if previous is None:
-            connection.execute(
-                insert_for(connection, a).on_conflict_do_update(
-                    index_elements=["account_id", "thread_id", "opened_at"], set_=values
-                ),
-                [{"account_id": key[0], "thread_id": thread_id, "opened_at": opened, **values}],
+            inserts.append(
+                {"account_id": key[0], "thread_id": thread_id, "opened_at": opened, **row}
             )
         else:
-            connection.execute(update(a).where(*_same(key)).values(**values))
-    for key, row in stored.items():
+            moves.append({**_key_params(key), **_new_params(row)})
+    for key, stored_row in stored.items():
         if key in still_open or key[0] not in who:
             continue
         # The wait closed (or was rebuilt under another opening): the customer got an answer.
         waited = (now - key[2]).total_seconds()
         changes.append(
-            _change(key, RESOLVED, row.level, who, row.channel, now, waited, row.thread_url)
+            _change(
+                key,
+                RESOLVED,
+                stored_row.level,
+                who,
+                stored_row.channel,
+                now,
+                waited,
+                stored_row.thread_url,
+            )
         )
-        connection.execute(update(a).where(*_same(key)).values(level=RESOLVED, changed_at=now))
+        row = {
+            "level": RESOLVED,
+            "changed_at": now,
+            "channel": stored_row.channel,
+            "thread_url": stored_row.thread_url,
+        }
+        moves.append({**_key_params(key), **_new_params(row)})
+    _write_levels(connection, inserts, moves)
     connection.execute(
         delete(a).where(a.c.level == RESOLVED, a.c.changed_at < now - _KEEP_RESOLVED)
     )
@@ -162,9 +179,42 @@ def firing_alerts(
     return firing
 
 
-def _same(key: tuple[int, str, datetime]) -> tuple[Any, ...]:
+_CHANGED = ("level", "changed_at", "channel", "thread_url")
+
+
+def _key_params(key: tuple[int, str, datetime]) -> dict[str, Any]:
+    return {"key_account": key[0], "key_thread": key[1], "key_opened": key[2]}
+
+
+def _new_params(row: Mapping[str, Any]) -> dict[str, Any]:
+    # Bound names must differ from the column names an UPDATE sets.
+    return {f"new_{name}": row[name] for name in _CHANGED}
+
+
+def _write_levels(
+    connection: Connection, inserts: list[dict[str, Any]], moves: list[dict[str, Any]]
+) -> None:
     a = ALERTS
-    return (a.c.account_id == key[0], a.c.thread_id == key[1], a.c.opened_at == key[2])
+    if inserts:
+        statement = insert_for(connection, a)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["account_id", "thread_id", "opened_at"],
+                set_={name: statement.excluded[name] for name in _CHANGED},
+            ),
+            inserts,
+        )
+    if moves:
+        connection.execute(
+            update(a)
+            .where(
+                a.c.account_id == bindparam("key_account"),
+                a.c.thread_id == bindparam("key_thread"),
+                a.c.opened_at == bindparam("key_opened"),
+            )
+            .values({name: bindparam(f"new_{name}") for name in _CHANGED}),
+            moves,
+        )
 
 
 def _rank(level: str | None) -> int:

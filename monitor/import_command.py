@@ -10,6 +10,7 @@ from typing import TextIO
 from monitor.batches import read_ahead
 from monitor.context import AppContext
 from monitor.csv_import import BadRow, read_events
+from monitor.csv_records import read_pieces
 
 __all__ = ["BATCH", "ByteProgress", "ImportTotals", "import_csv"]
 
@@ -26,10 +27,11 @@ class ImportTotals:
     duplicates: int = 0
 
 
-def _counting_lines(stream: TextIO, advance: Callable[[int], None]) -> Iterator[str]:
-    for line in stream:
-        advance(len(line))
-        yield line
+def _counting_pieces(stream: TextIO, advance: Callable[[int], None]) -> Iterator[str]:
+    # Pieces, not lines: a hostile line of a gigabyte is never held whole.
+    for piece in read_pieces(stream):
+        advance(len(piece))
+        yield piece
 
 
 def import_csv(
@@ -44,7 +46,7 @@ def import_csv(
     ingestor = context.ingestor()
     totals = ImportTotals()
     events = read_events(
-        _counting_lines(stream, advance),
+        _counting_pieces(stream, advance),
         context.config,
         default_zone=default_zone,
         on_bad_row=on_bad_row,

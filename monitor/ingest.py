@@ -15,7 +15,10 @@ statements per batch does not grow with the number of accounts or threads.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +29,7 @@ from sqlalchemy import Connection, Engine, select
 from connectors.base import Event
 from monitor.accounts import AccountDirectory, AccountPolicy
 from monitor.coordinator import decode_cursor
+from monitor.intake_screen import Refusal, describe, screen_events
 from monitor.models import Cursor, StoredEvent, StoredWait
 from monitor.profiles import WaitRule
 from monitor.rawsql import RawSql
@@ -43,11 +47,15 @@ __all__ = [
     "rederive_account",
 ]
 
+log = logging.getLogger("monitor.ingest")
+
 EVENTS = StoredEvent.__table__  # type: ignore[attr-defined]
 WAITS = StoredWait.__table__  # type: ignore[attr-defined]
 CURSORS = Cursor.__table__  # type: ignore[attr-defined]
 
 _EXCERPT = 140
+# Refused events already logged (a poll re-reads the same ones every time): each is logged once.
+_REPORTED_LIMIT = 1000
 # The first key of the per-account advisory locks ("rp"); the second is the account id.
 _ACCOUNT_LOCK_SPACE = 0x7270
 _EVENT_COLUMNS = (
@@ -70,6 +78,8 @@ class IngestResult:
     threads: int
     waits: int
     stored_by_account: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    # Events refused by the intake screen (implausible time, unstorable id): not stored.
+    rejected: int = 0
 
 
 def _prepare_temp_tables(sql: RawSql) -> None:
@@ -122,12 +132,16 @@ class Ingestor:
         *,
         keep_text: bool = False,
         recent: RecentlyStored | None = None,
+        on_refused: Callable[[Sequence[Refusal]], None] | None = None,
     ):
         self.engine = engine
         self.accounts = accounts
         self.keep_text = keep_text
         # Only a single-writer, long-running process may skip the store (see monitor.recent).
         self.recent = recent
+        # Told about every refused event (the monitor counts them in /metrics).
+        self.on_refused = on_refused
+        self._reported: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
     def ingest(
         self,
@@ -153,18 +167,40 @@ class Ingestor:
             and recent.covers(updates[0][:2], events, updates[0][2], seen_at)
         ):
             return IngestResult(len(events), 0, len(events), 0, 0)
+        kept, refused = screen_events(events, self.accounts.config.intake, seen_at)
         try:
             with self.engine.begin() as connection:
-                result = self._ingest(connection, events, updates, seen_at, guard)
+                result = self._ingest(connection, kept, updates, seen_at, guard)
         except Exception:
             # Account ids created inside a rolled-back transaction no longer exist.
             self.accounts.forget()
             raise
         if recent is not None:
-            recent.remember(events, seen_at)
+            # Refused events are not remembered: each batch that brings them screens them again.
+            recent.remember(kept, seen_at)
             for platform, account, value in updates:
                 recent.remember_cursor((platform, account), value)
+        if refused:
+            # After the commit: a batch that failed (and is retried) counts its refusals once.
+            self._refused(refused)
+            result = dataclasses.replace(result, received=len(events), rejected=len(refused))
         return result
+
+    def _refused(self, refused: Sequence[Refusal]) -> None:
+        if self.on_refused is not None:
+            self.on_refused(refused)
+        new = [r for r in refused if (r.platform, r.account, r.message_id) not in self._reported]
+        if not new:
+            return
+        for r in new:
+            self._reported[(r.platform, r.account, r.message_id)] = None
+        while len(self._reported) > _REPORTED_LIMIT:
+            self._reported.popitem(last=False)
+        log.warning(
+            "refused %d event(s) the store cannot take, the others are stored: %s",
+            len(new),
+            describe(new),
+        )
 
     def _ingest(
         self,

@@ -14,10 +14,23 @@ from monitor.alert_outbox import DeliveryReport
 from monitor.coordinator import AccountState, PollOutcome, PollRecord
 from monitor.profiles import Profile
 
-__all__ = ["WEBHOOK_OUTCOMES", "Metrics"]
+__all__ = ["CONNECTION_CLOSES", "WEBHOOK_OUTCOMES", "Metrics"]
 
 PREFIX = "replywatch"
-WEBHOOK_OUTCOMES = ("accepted", "bad_signature", "too_large", "malformed", "ignored", "error")
+# "partial": some items were refused and the rest stored; "timeout": the body never arrived
+# in time. Platform "http" counts requests refused before routing (malformed HTTP).
+WEBHOOK_OUTCOMES = (
+    "accepted",
+    "partial",
+    "bad_signature",
+    "too_large",
+    "malformed",
+    "timeout",
+    "ignored",
+    "error",
+)
+# Why the HTTP server closed a connection itself (monitor.http_server).
+CONNECTION_CLOSES = ("header_timeout", "idle_timeout", "evicted", "refused")
 
 
 class Metrics:
@@ -123,7 +136,7 @@ class Metrics:
             "Alert notifications stored but not yet delivered.",
             registry=r,
         )
-        for result in ("delivered", "failed"):
+        for result in ("delivered", "failed", "refused"):
             self.alert_deliveries.labels(result)
         self.summary_sends = Counter(
             f"{PREFIX}_summary_sends",
@@ -133,6 +146,34 @@ class Metrics:
         )
         for result in ("sent", "failed"):
             self.summary_sends.labels(result)
+        # The background rounds (monitor.round_health): a round that stops succeeding, or
+        # skips items it cannot handle, must be visible even while /healthz still answers.
+        self.round_failures = Counter(
+            f"{PREFIX}_round_failures",
+            "Background round failures: a whole round, or one item a round skipped "
+            "(a wait, a conversation) while doing the rest.",
+            ["round"],
+            registry=self.registry,
+        )
+        self.round_last_success = Gauge(
+            f"{PREFIX}_round_last_success_timestamp_seconds",
+            "Unix time the round last completed (the process start until it first does).",
+            ["round"],
+            registry=self.registry,
+        )
+        self.round_interval = Gauge(
+            f"{PREFIX}_round_interval_seconds",
+            "How often the round runs when all is well.",
+            ["round"],
+            registry=self.registry,
+        )
+        self.events_rejected = Counter(
+            f"{PREFIX}_events_rejected",
+            "Events the store refused (a time outside the plausibility window, an id no "
+            "database can hold); the good events beside them were stored.",
+            ["platform"],
+            registry=self.registry,
+        )
         self._accounts: dict[tuple[str, str], _AccountSeries] = {}
         self._states: dict[tuple[str, str], AccountState] = {}
         self.webhooks = Counter(
@@ -141,6 +182,15 @@ class Metrics:
             ["platform", "outcome"],
             registry=self.registry,
         )
+        self.connections_closed = Counter(
+            f"{PREFIX}_http_connections_closed",
+            "Connections the HTTP server closed itself: slow or idle ones, and those over the "
+            "connection limit.",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in CONNECTION_CLOSES:
+            self.connections_closed.labels(reason)
 
     def prepare_account(
         self, platform: str, account: str, interval: float | None = None
@@ -188,6 +238,7 @@ class Metrics:
         """Count one delivery round of the alert outbox."""
         self.alert_deliveries.labels("delivered").inc(report.delivered)
         self.alert_deliveries.labels("failed").inc(report.failed)
+        self.alert_deliveries.labels("refused").inc(report.refused)
         self.alert_outbox_pending.set(report.pending)
 
     def record_summary_sends(self, sent: int, failed: int) -> None:

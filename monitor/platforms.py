@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from connectors.base import Channel
 
@@ -21,6 +22,8 @@ class PlatformSpec:
     poll_interval_seconds: float = 60.0
     # The channels an account gets when its config names none (default: all of them).
     default_channels: tuple[Channel, ...] | None = None
+    # No message on the platform can be older: intake refuses earlier times as implausible.
+    launched: date = date(2000, 1, 1)
 
     @property
     def unconfigured_channels(self) -> tuple[Channel, ...]:
@@ -31,8 +34,22 @@ class PlatformSpec:
 PLATFORMS: dict[str, PlatformSpec] = {
     spec.name: spec
     for spec in (
-        PlatformSpec("facebook", ("page_id",), ("access_token",), ("dm", "comment"), "dm"),
-        PlatformSpec("instagram", ("ig_user_id",), ("access_token",), ("dm", "comment"), "dm"),
+        PlatformSpec(
+            "facebook",
+            ("page_id",),
+            ("access_token",),
+            ("dm", "comment"),
+            "dm",
+            launched=date(2004, 2, 4),
+        ),
+        PlatformSpec(
+            "instagram",
+            ("ig_user_id",),
+            ("access_token",),
+            ("dm", "comment"),
+            "dm",
+            launched=date(2010, 10, 6),
+        ),
         # DMs need a user-context token; an app's bearer token reads mentions only, so mentions
         # are the default and DMs are asked for with channels = ["mention", "dm"].
         PlatformSpec(
@@ -42,8 +59,11 @@ PLATFORMS: dict[str, PlatformSpec] = {
             ("mention", "dm"),
             "mention",
             default_channels=("mention",),
+            launched=date(2006, 3, 21),
         ),
-        PlatformSpec("telegram", (), ("bot_token",), ("dm",), "dm", 5.0),
+        PlatformSpec(
+            "telegram", (), ("bot_token",), ("dm",), "dm", 5.0, launched=date(2013, 8, 14)
+        ),
         PlatformSpec(
             "google_business",
             ("account_id", "location_id"),
@@ -51,9 +71,17 @@ PLATFORMS: dict[str, PlatformSpec] = {
             ("review",),
             "review",
             300.0,
+            # Google Places reviews, which Business Profile inherited.
+            launched=date(2007, 1, 1),
         ),
         PlatformSpec(
-            "google_play", ("package_name",), ("access_token",), ("review",), "review", 900.0
+            "google_play",
+            ("package_name",),
+            ("access_token",),
+            ("review",),
+            "review",
+            900.0,
+            launched=date(2008, 10, 22),
         ),
         PlatformSpec(
             "app_store",
@@ -62,6 +90,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             ("review",),
             "review",
             900.0,
+            launched=date(2008, 7, 10),
         ),
         PlatformSpec(
             "trustpilot",
@@ -70,6 +99,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             ("review",),
             "review",
             600.0,
+            launched=date(2007, 1, 1),
         ),
     )
 }

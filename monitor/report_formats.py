@@ -1,4 +1,9 @@
-"""Rendering stats rows as a terminal table, CSV or JSON."""
+"""Rendering stats rows as a terminal table, CSV or JSON.
+
+Names come from imported files: CSV text cells are neutralised against spreadsheet formulas,
+and table cells show control characters as escapes and are never read as rich markup. JSON
+escapes control characters itself.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from monitor.escaping import csv_text_cell, one_line
 from monitor.stats import StatsRow
 
 __all__ = ["COLUMNS", "render"]
@@ -88,7 +95,8 @@ def _csv_value(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, float):
         return round(value, 6)
-    return value
+    # Only text is neutralised: a negative number we write stays a number.
+    return csv_text_cell(value) if isinstance(value, str) else value
 
 
 def _human_seconds(value: float) -> str:
@@ -124,7 +132,8 @@ def _table(records: list[dict[str, Any]], names: list[str]) -> str:
         header = name.replace("_response_seconds", "").replace("_seconds", "").replace("_", " ")
         table.add_column(header, justify="left" if name in ("account", "platform") else "right")
     for record in records:
-        table.add_row(*(_cell(n, record[n]) for n in shown))
+        # Text, not str: a name like "shop[/]" is not rich markup (it raised MarkupError).
+        table.add_row(*(Text(one_line(_cell(n, record[n]))) for n in shown))
     console = Console(file=io.StringIO(), width=max(160, 12 * len(shown)), record=True)
     console.print(table)
     return console.export_text()

@@ -18,6 +18,12 @@ from monitor.runtime import Runtime
 __all__ = ["BackfillProgress", "run_until_stopped", "stop_on_signals"]
 
 log = logging.getLogger("monitor.run")
+# The path each configured webhook is served on.
+_HOOK_PATHS = {
+    "meta": "/hooks/meta",
+    "events": "/hooks/events",
+    "telegram": "/hooks/telegram/<account>",
+}
 
 
 class BackfillProgress:
@@ -69,9 +75,14 @@ async def run_until_stopped(runtime: Runtime, out: TextIO, stop: asyncio.Event) 
     progress.total = len(progress.pending)
     if not progress.pending:
         progress.done.set()
+    paths = [
+        "/healthz",
+        "/metrics",
+        *(_HOOK_PATHS.get(h, f"/hooks/{h}") for h in runtime.context.config.webhooks),
+    ]
     say(
         f"replywatch is watching {polled} account(s); serving {runtime.address} "
-        "(/healthz, /metrics, /hooks/meta)"
+        f"({', '.join(paths)})"
     )
     for name, reason in runtime.unavailable.items():
         say(f"  {name}: not polled: {reason}")

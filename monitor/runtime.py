@@ -35,15 +35,19 @@ from monitor.config import AccountConfig
 from monitor.connector_factory import Unavailable, build_connector
 from monitor.context import AppContext
 from monitor.coordinator import PollCoordinator, PollOutcome, PollRecord
-from monitor.events_hook import EventsHook
+from monitor.events_hook import EventsHook, EventToken
 from monitor.exposition import ExpositionCache
 from monitor.figures_exporter import FiguresSnapshot
 from monitor.group_commit import GroupCommit
+from monitor.http_server import start_server
 from monitor.ingest import Ingestor, read_cursor
 from monitor.instance_lock import InstanceLock, InstanceLockError
+from monitor.intake_screen import Refusal
 from monitor.metrics import Metrics
 from monitor.models import Account
+from monitor.platforms import PLATFORMS
 from monitor.recent import RecentlyStored
+from monitor.round_health import ALERT_ROUNDS, RoundHealth
 from monitor.secrets import LiveSecrets
 from monitor.summary.delivery import SummaryMailer
 from monitor.webhooks import MetaWebhook, TelegramWebhook
@@ -53,6 +57,8 @@ __all__ = ["Runtime"]
 log = logging.getLogger("monitor.runtime")
 _ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
 _META_PLATFORMS = {"facebook": "page_id", "instagram": "ig_user_id"}
+# Missed or failed weekly summaries are tried again this often.
+_SUMMARY_RETRY = timedelta(minutes=15)
 
 
 @dataclass
@@ -83,16 +89,20 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.poll_health: ClusterHealth | None = None
+        if self.serve_only:
+            self.metrics = Metrics(process_registry=CollectorRegistry())
         self.ingestor = Ingestor(
             self.context.engine,
             self.context.accounts,
             keep_text=self.context.config.store_excerpts,
             # Only a process that is the store's single writer may skip what it stored.
             recent=None if self.serve_only else RecentlyStored(),
+            on_refused=self._count_refused,
         )
-        self.poll_health: ClusterHealth | None = None
+        # The background rounds: counted in /metrics, judged by /healthz.
+        self.rounds = RoundHealth(log, self.metrics)
         if self.serve_only:
-            self.metrics = Metrics(process_registry=CollectorRegistry())
             intervals = {
                 a.name: a.poll_interval.total_seconds()
                 for a in self.context.config.accounts.values()
@@ -143,7 +153,19 @@ class Runtime:
         receivers = self.receivers
         if receivers is None:
             receivers = [] if self.serve_only else build_receivers(self.context.config)
-        self.alerts = AlertCycle(self.context.engine, self.context.accounts, receivers, self.clock)
+        self.alerts = AlertCycle(
+            self.context.engine, self.context.accounts, receivers, self.clock, self.rounds
+        )
+        self.rounds.start(["figures"], now, self._figures_seconds())
+        if not self.serve_only:
+            # The parts of the alert round this process runs (monitor.alert_cycle).
+            steps = {
+                "outcomes": True,
+                "alerts": self.context.config.alerts.enabled,
+                "delivery": bool(receivers),
+            }
+            ran = [step for step in ALERT_ROUNDS if steps[step]]
+            self.rounds.start(ran, now, self._figures_seconds())
         await asyncio.to_thread(self.alerts.load)
         self.figures = FiguresSnapshot(
             self.context.engine,
@@ -185,11 +207,9 @@ class Runtime:
         await self._serve()
 
     async def _serve(self) -> None:
-        app = build_app(self.exposition.handle, self.health, self._webhook_routes())
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        app = build_app(self.exposition.handle, self.health, self._webhook_routes(), self.metrics)
+        # Header and idle timeouts and a connection limit (monitor.http_server).
+        self._runner, _guard = await start_server(app, self.host, self.port, metrics=self.metrics)
         # With port 0 the system picks a free port; report the one actually bound.
         bound = self._runner.addresses
         if bound:
@@ -203,6 +223,7 @@ class Runtime:
         self.summaries = SummaryMailer(
             self.context.engine, self.context.accounts, self.context.config, receivers, self.clock
         )
+        self.rounds.start(["summary"], self.clock(), _SUMMARY_RETRY.total_seconds())
         zone = self.summaries.zone
         # The configured moment, and a retry round every 15 minutes: a failed or missed send
         # (the monitor was down at the moment) goes out as soon as it can, never twice.
@@ -216,7 +237,7 @@ class Runtime:
         )
         self.scheduler.add_job(
             self._send_summaries,
-            trigger=IntervalTrigger(minutes=15, timezone=UTC),
+            trigger=IntervalTrigger(seconds=_SUMMARY_RETRY.total_seconds(), timezone=UTC),
             id="summary-retry",
             name="weekly summary retries",
             coalesce=True,
@@ -225,11 +246,14 @@ class Runtime:
 
     async def _send_summaries(self) -> None:
         assert self._session is not None
+        now = self.clock()
         try:
             report = await self.summaries.send_due(self._session)
-        except Exception:
-            log.exception("weekly summary round failed; the next round retries")
+        except Exception as err:
+            message = "weekly summary round failed; the next round retries"
+            self.rounds.failed(("summary",), now, err, message)
             return
+        self.rounds.succeeded("summary", now)
         if report is not None:
             self.metrics.record_summary_sends(report.sent, report.failed)
 
@@ -270,11 +294,15 @@ class Runtime:
         if "events" in config.webhooks:
             self.metrics.prepare_webhooks("events")
             hook = EventsHook(
-                token=config.resolve_webhook_secrets("events")["token"],
+                token=config.resolve_webhook_secrets("events").get("token", ""),
                 config=config,
                 store=self.store_events,
                 metrics=self.metrics,
                 max_body_bytes=config.webhooks["events"].max_body_bytes,
+                tokens=[
+                    EventToken(secret, None if accounts is None else frozenset(accounts))
+                    for secret, accounts in config.resolve_event_tokens()
+                ],
             )
             routes += hook.routes()
         if "telegram" in config.webhooks:
@@ -296,6 +324,8 @@ class Runtime:
             store=self.store_events,
             metrics=self.metrics,
             max_body_bytes=config.webhooks["meta"].max_body_bytes,
+            bounds=config.intake,
+            clock=self.clock,
         )
         return routes + meta.routes()
 
@@ -322,6 +352,8 @@ class Runtime:
             remember_owners=self._remember_telegram_owners,
             metrics=self.metrics,
             max_body_bytes=config.webhooks["telegram"].max_body_bytes,
+            bounds=config.intake,
+            clock=self.clock,
         )
 
     async def _remember_telegram_owners(self, account: str, owners: Mapping[str, str]) -> None:
@@ -385,26 +417,28 @@ class Runtime:
     async def _refresh_figures_now(self) -> None:
         if not self.serve_only and not await self._still_the_only_monitor():
             return
+        now = self.clock()
         try:
             if self.poll_health is not None:
                 # The workers decide outcomes and poll: read their counts from the store.
                 await asyncio.to_thread(self.alerts.load)
                 await asyncio.to_thread(self.poll_health.refresh)
             await asyncio.to_thread(self.figures.refresh)
-        except Exception:
-            log.exception("could not refresh the window figures; /metrics keeps the last ones")
-        if self.serve_only:
-            await self._render_if_due()
-            return
-        assert self._session is not None
+        except Exception as err:
+            message = "could not refresh the window figures; /metrics keeps the last ones"
+            self.rounds.failed(("figures",), now, err, message)
+        else:
+            self.rounds.succeeded("figures", now)
         try:
-            report = await self.alerts.run(self._session, self._write_lock)
-        except Exception:
-            log.exception("alert round failed; the next round retries")
-            return
-        if report is not None:
-            self.metrics.record_alert_deliveries(report)
-        await self._render_if_due()
+            if not self.serve_only:
+                assert self._session is not None
+                # Never raises: a failed part is counted and logged by self.rounds.
+                report = await self.alerts.run(self._session, self._write_lock)
+                if report is not None:
+                    self.metrics.record_alert_deliveries(report)
+        finally:
+            # Even after a failed round: large deployments' /metrics is only rendered here.
+            await self._render_if_due()
 
     async def _still_the_only_monitor(self) -> bool:
         # PostgreSQL drops the lock with the session (a server restart): take it again, and
@@ -480,22 +514,42 @@ class Runtime:
         return result.stored
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Whether the scheduler runs, and each account's polling state."""
+        """Whether the scheduler runs and the rounds succeed, and each account's polling state.
+
+        Unhealthy when the figures round or a part of the alert round has failed and not
+        succeeded for more than GRACE_INTERVALS (3) refresh intervals: the process answers,
+        but the figures are stale or no conversation alert goes out.
+        """
         running = bool(self.scheduler.running) and self.lost_lock is None
         if self.lost_lock is not None:
             return False, {"status": "stopped", "reason": self.lost_lock}
+        failing = self.rounds.unhealthy(("figures", *ALERT_ROUNDS), self.clock())
+        status = "ok" if running else "stopped"
+        if running and failing:
+            status = "failing"
+        body: dict[str, Any] = {"status": status}
+        if failing:
+            body["reason"] = "; ".join(failing)
+        body["rounds"] = self.rounds.describe()
         if self.serve_only:
-            return running, {"status": "ok" if running else "stopped", "role": "serve"}
+            return running and not failing, {**body, "role": "serve"}
         accounts: dict[str, Any] = {
             name: coordinator.describe() for name, coordinator in self.coordinators.items()
         }
         for name, reason in self.unavailable.items():
             accounts[name] = {"state": "unavailable", "last_error": reason}
-        return running, {
-            "status": "ok" if running else "stopped",
+        return running and not failing, {
+            **body,
             "scheduler": "running" if running else "stopped",
             "accounts": accounts,
         }
+
+    def _count_refused(self, refused: Sequence[Refusal]) -> None:
+        # Bounded labels: a platform replywatch knows or one of the config's, else "other".
+        known = {a.platform for a in self.context.config.accounts.values()} | set(PLATFORMS)
+        for refusal in refused:
+            platform = refusal.platform if refusal.platform in known else "other"
+            self.metrics.events_rejected.labels(platform).inc()
 
     async def stop(self) -> None:
         """Stop polling and serving, close connectors, release the store."""

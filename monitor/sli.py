@@ -26,6 +26,7 @@ from monitor.dialect_insert import insert_for
 from monitor.ingest import WAITS
 from monitor.models import WaitOutcome
 from monitor.profiles import Profile
+from monitor.round_health import ItemFailure
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -73,8 +74,13 @@ def decide_outcomes(
     policies: Callable[[int], AccountPolicy],
     now: datetime,
     horizon: timedelta = DEFAULT_HORIZON,
+    skipped: list[ItemFailure] | None = None,
 ) -> list[Decision]:
-    """Decide every wait whose outcome is due, record first-seen answers; return the changes."""
+    """Decide every wait whose outcome is due, record first-seen answers; return the changes.
+
+    A wait whose deadline cannot be computed is left undecided and added to ``skipped``; the
+    other waits are decided as usual.
+    """
     since = now - horizon
     w, o = WAITS, OUTCOMES
     already = exists().where(
@@ -108,7 +114,15 @@ def decide_outcomes(
         if closed is not None and judged is not None and judged <= target:
             outcome, decided_at = MET, closed
         else:
-            deadline = _deadline(policy, opened, target)
+            try:
+                deadline = _deadline(policy, opened, target)
+            except (OverflowError, ValueError) as err:
+                # A wait opened near year 9999 (stored before intake checked times) has no
+                # deadline a datetime can hold, and a schedule may find no open hour: this
+                # wait stays undecided, every other one is still decided this round.
+                if skipped is not None:
+                    skipped.append(ItemFailure(_wait_name(account_id, thread_id, opened), err))
+                continue
             if deadline > now:
                 continue
             outcome, decided_at = MISSED, deadline
@@ -179,6 +193,11 @@ def _judged(policy: AccountPolicy, response: float | None, business: float | Non
     if policy.calendar is not None and business is not None:
         return float(business)
     return None if response is None else float(response)
+
+
+def _wait_name(account_id: int, thread_id: str, opened: datetime) -> str:
+    # Ids and times only: a log line never carries a message's text.
+    return f"wait of account {account_id} in thread {thread_id!r} opened {opened.isoformat()}"
 
 
 def _deadline(policy: AccountPolicy, opened: datetime, target: float) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,20 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+try:  # PostgreSQL support is an optional extra
+    from psycopg import Error as _PsycopgError
+except ImportError:  # pragma: no cover - installed in every test environment
+    _PsycopgError = sqlite3.Error  # type: ignore[misc,assignment]
 
 __all__ = [
+    "DATABASE_ERRORS",
     "DEFAULT_DATABASE_URL",
     "StoreError",
     "choose_database",
     "current_revision",
+    "database_failure",
     "head_revision",
     "normalise_url",
     "open_engine",
@@ -33,6 +41,36 @@ _MIGRATION_LOCK = 0x72776D696772
 
 class StoreError(Exception):
     """The database cannot be opened or migrated; the message never shows a password."""
+
+
+# What a database can raise: SQLAlchemy's wrapped errors, and the drivers' own from the hot
+# paths that use the driver cursor directly (monitor.rawsql).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, sqlite3.Error, _PsycopgError)
+# SQLite's words for a file that is not, or no longer, a database (SQLITE_NOTADB, _CORRUPT).
+_SQLITE_DAMAGE = {
+    "file is not a database": "is not a valid SQLite database",
+    "database disk image is malformed": "is damaged",
+}
+
+
+def database_failure(url: str, error: BaseException, action: str = "open") -> str:
+    """One line saying what is wrong with the database and what to do (no password shown)."""
+    original = error.orig if isinstance(error, DBAPIError) else error
+    lines = str(original).strip().splitlines()
+    reason = lines[0] if lines else type(original).__name__
+    target = normalise_url(url)
+    try:
+        parsed = make_url(target)
+    except ArgumentError:
+        return f"cannot {action} database {redact_url(target)}: {reason}"
+    if parsed.get_backend_name() == "sqlite":
+        damage = _SQLITE_DAMAGE.get(reason)
+        if damage is not None:
+            return (
+                f"database file {parsed.database} {damage} ({reason}): restore it from a "
+                "backup or point --database elsewhere"
+            )
+    return f"cannot {action} database {redact_url(target)}: {reason}"
 
 
 def normalise_url(url: str) -> str:
@@ -127,10 +165,10 @@ def open_engine(
     if migrate:
         try:
             upgrade(engine)
-        except OperationalError as err:
+        except DATABASE_ERRORS as err:
+            # Not only OperationalError: a damaged SQLite file fails with DatabaseError.
             engine.dispose()
-            reason = str(err.orig).splitlines()[0] if err.orig else str(err)
-            raise StoreError(f"cannot open database {redact_url(target)}: {reason}") from None
+            raise StoreError(database_failure(target, err)) from None
     return engine
 
 

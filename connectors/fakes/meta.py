@@ -61,6 +61,8 @@ class _Owner:
     token: str
     page_id: str | None = None
     conversations: dict[str, list[_Message]] = field(default_factory=dict)
+    # customer -> when the last message left in their conversation was unsent.
+    emptied: dict[str, datetime] = field(default_factory=dict)
     posts: list[tuple[str, datetime]] = field(default_factory=list)
     comments: dict[str, list[_Comment]] = field(default_factory=dict)
 
@@ -151,6 +153,23 @@ class FakeMeta(FailureSwitches):
             _Message(mid, sender, recipient, _whole_seconds(at))
         )
         return mid
+
+    def unsend(self, owner_id: str, mid: str, at: datetime) -> None:
+        """The author takes a message back at ``at`` (Messenger and Instagram "unsend").
+
+        A conversation left without messages stays listed, without a ``messages`` field:
+        Graph leaves empty edges out of a response (tests/fixtures/facebook/
+        graph-conversation.json is such a conversation as recorded).
+        """
+        owner = self.owners[owner_id]
+        for customer, messages in owner.conversations.items():
+            kept = [m for m in messages if m.mid != mid]
+            if len(kept) < len(messages):
+                owner.conversations[customer] = kept
+                if not kept:
+                    owner.emptied[customer] = _whole_seconds(at)
+                return
+        raise KeyError(f"no message {mid}")
 
     def add_post(self, owner_id: str, at: datetime) -> str:
         """A post (Facebook) or media (Instagram) by the business; returns its id."""
@@ -407,6 +426,7 @@ class FakeMeta(FailureSwitches):
         for customer, messages in owner.conversations.items():
             ordered = sorted(messages, key=lambda m: (m.created, m.mid), reverse=True)
             recent = ordered[:MESSAGE_DETAIL_LIMIT]
+            updated = ordered[0].created if ordered else owner.emptied[customer]
             people = [{"id": customer}, {"id": owner.id}]
             if owner.platform == "facebook":
                 people = [
@@ -419,7 +439,7 @@ class FakeMeta(FailureSwitches):
                 ]
             row: dict[str, Any] = {
                 "id": f"t_{owner.id}_{customer}",
-                "updated_time": graph_time(ordered[0].created),
+                "updated_time": graph_time(updated),
                 "link": f"/{owner.id}/inbox/{customer}/",
                 "message_count": len(messages),
                 "participants": {"data": people},
@@ -437,10 +457,12 @@ class FakeMeta(FailureSwitches):
             }
             if len(messages) > MESSAGE_DETAIL_LIMIT:
                 row["messages"]["paging"]["next"] = "https://graph.facebook.invalid/next"
+            if not recent:
+                del row["messages"]  # Graph leaves an empty edge out
             if self.extra_fields:
                 row["unread_count"] = 1
                 row["can_reply"] = True
-            rows.append((ordered[0].created, row))
+            rows.append((updated, row))
         rows.sort(key=lambda pair: pair[0], reverse=True)
         return [row for _at, row in rows]
 

@@ -5,6 +5,7 @@ Each recipient gets one HTML mail with the chart inline (Content-ID) and the PDF
 over SMTP with STARTTLS and login from the config. A send is recorded in ``summary_sends``
 only once the server accepted it; a failure is recorded with its reason and retried at the
 next round, so a summary is neither lost nor sent twice for the same week and recipient.
+One recipient's failure, whatever it raised, never keeps the others from their summary.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from monitor.alert_receivers import AlertReceiver, DeliveryError, SlackReceiver,
 from monitor.config import Config
 from monitor.config_schema import RecipientModel
 from monitor.dialect_insert import insert_for
+from monitor.escaping import one_line
 from monitor.models import SummarySend
 from monitor.summary.command import select_accounts
 from monitor.summary.data import IsoWeek, WeekSummary, summarise_week
-from monitor.summary.locale import get_locale
+from monitor.summary.locale import Locale, get_locale
 
-__all__ = ["SENDS", "SendReport", "SummaryMailer", "due_week"]
+__all__ = ["SENDS", "SendReport", "SummaryMailer", "digest_text", "due_week"]
 
 log = logging.getLogger("monitor.summary")
 SENDS = SummarySend.__table__  # type: ignore[attr-defined]
@@ -100,6 +102,20 @@ class SummaryMailer:
                     "summary %s for %s not sent (retried later): %s", week, key, type(err).__name__
                 )
                 continue
+            except Exception as err:
+                # Broad on purpose: a summary that cannot be built or written (odd text in
+                # the week's data) fails this recipient only; raising would leave every
+                # later recipient and the chat digests without their summary. Only the type
+                # is kept: the message may quote that text.
+                failed += 1
+                self._record(str(week), key, error=f"not written: {type(err).__name__}")
+                log.warning(
+                    "summary %s for %s not written (retried later): %s",
+                    week,
+                    key,
+                    type(err).__name__,
+                )
+                continue
             sent += 1
             self._record(str(week), key)
             log.info("summary %s sent to %s", week, key)
@@ -113,6 +129,12 @@ class SummaryMailer:
             except DeliveryError as err:
                 failed += 1
                 self._record(str(week), key, error=str(err))
+                continue
+            except Exception as err:
+                # Broad on purpose, as for the mails above: one digest, not the round.
+                failed += 1
+                self._record(str(week), key, error=f"not written: {type(err).__name__}")
+                log.warning("digest %s for %s not written: %s", week, key, type(err).__name__)
                 continue
             sent += 1
             self._record(str(week), key)
@@ -170,20 +192,11 @@ class SummaryMailer:
     async def _digest(
         self, session: aiohttp.ClientSession, receiver: AlertReceiver, summary: WeekSummary
     ) -> None:
-        from monitor.summary.render import advice_text  # heavy: lazily
-
-        locale = get_locale(self.settings.locale)
-        lines = [f"{locale.text('title')}: {summary.week}"]
-        for account in summary.accounts:
-            figures = account.this_week
-            lines.append(
-                f"{account.account}: {locale.percent(figures.response_rate)}, "
-                f"{locale.duration(figures.mean_response_seconds)}"
-            )
-        lines.append(advice_text(summary, locale))
-        text = "\n".join(lines)
         if isinstance(receiver, SlackReceiver | TelegramReceiver):
-            await receiver.send_text(session, text)
+            # Plain text: each receiver escapes it for its medium.
+            await receiver.send_text(
+                session, digest_text(summary, get_locale(self.settings.locale))
+            )
 
     def _was_sent(self, week: str, key: str) -> bool:
         with self.engine.connect() as connection:
@@ -208,3 +221,19 @@ class SummaryMailer:
             connection.execute(
                 update(SENDS).where(SENDS.c.week == week, SENDS.c.recipient == key).values(**values)
             )
+
+
+def digest_text(summary: WeekSummary, locale: Locale) -> str:
+    """The chat digest as plain text: title, one line per account, the advice."""
+    from monitor.summary.render import advice_text  # heavy: lazily
+
+    lines = [f"{locale.text('title')}: {summary.week}"]
+    for account in summary.accounts:
+        figures = account.this_week
+        # Account names come from platforms: one line each, so none can fake a digest line.
+        lines.append(
+            f"{one_line(account.account)}: {locale.percent(figures.response_rate)}, "
+            f"{locale.duration(figures.mean_response_seconds)}"
+        )
+    lines.append(one_line(advice_text(summary, locale)))
+    return "\n".join(lines)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+from monitor.escaping import http_url, markdown_cell, markdown_url, one_line
 from monitor.figures import Figures
 from monitor.profiles import Targets
 from monitor.summary.charts import hour_of_week_chart
@@ -138,7 +139,7 @@ def render_markdown(summary: WeekSummary, locale: Locale) -> str:
         "",
         _week_label(summary, locale),
         "",
-        f"**{t('section_next')}:** {advice_text(summary, locale)}",
+        f"**{t('section_next')}:** {one_line(advice_text(summary, locale))}",
         "",
         f"## {t('section_accounts')}",
         "",
@@ -147,10 +148,10 @@ def render_markdown(summary: WeekSummary, locale: Locale) -> str:
         lines += [t("empty_all"), ""]
     targets = _header_targets(summary)
     header = _account_columns(locale, targets)
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [_markdown_row(header), "|" + "---|" * len(header)]
     for account in summary.accounts:
         for label, cells in _account_rows(account, locale):
-            lines.append("| " + " | ".join([label, *cells]) + " |")
+            lines.append(_markdown_row([label, *cells]))
     lines += ["", f"## {t('section_hours')}", ""]
     lines.append(
         t("short_hours", hours=hours_text(summary.short_hours, locale))
@@ -167,12 +168,22 @@ def render_markdown(summary: WeekSummary, locale: Locale) -> str:
             lines.append(empty)
             continue
         columns = _wait_columns(locale, stars)
-        lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += [_markdown_row(columns), "|" + "---|" * len(columns)]
         for wait in waits:
-            cells = _wait_cells(wait, locale, stars)
-            link = f"[{t('open_link')}]({wait.link})" if wait.link else ""
-            lines.append("| " + " | ".join([*cells, link]) + " |")
+            cells = [markdown_cell(cell) for cell in _wait_cells(wait, locale, stars)]
+            # Only a clean http(s) address becomes a link: never javascript: or data:.
+            url = http_url(wait.link) if wait.link else None
+            if url:
+                cells.append(f"[{markdown_cell(t('open_link'))}]({markdown_url(url)})")
+            else:
+                cells.append("")
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _markdown_row(cells: Sequence[str]) -> str:
+    # Names come from imported files: a "|" or a line break in one would split the row.
+    return "| " + " | ".join(markdown_cell(cell) for cell in cells) + " |"
 
 
 def advice_text(summary: WeekSummary, locale: Locale) -> str:
@@ -368,12 +379,13 @@ def _waits_table(waits: Sequence[LongWait], locale: Locale, empty: str, stars: b
     body = []
     for wait in waits:
         cells = [_td(c) for c in _wait_cells(wait, locale, stars)]
+        url = http_url(wait.link) if wait.link else None
         link = (
             (
-                f'<a href="{html.escape(wait.link)}" style="color:#175cd3">'
+                f'<a href="{html.escape(url)}" style="color:#175cd3">'
                 f"{html.escape(locale.text('open_link'))}</a>"
             )
-            if wait.link
+            if url
             else ""
         )
         body.append("<tr>" + "".join(cells) + _td_raw(link) + "</tr>")

@@ -44,6 +44,11 @@ PER_PROCESS = (
     "replywatch_figures_snapshot",
     "replywatch_webhook",
     "replywatch_events_stored",
+    # Each replica's own background rounds (when its figures round last succeeded).
+    "replywatch_round_",
+    "replywatch_events_rejected",
+    # Each replica's own HTTP server (connections it closed).
+    "replywatch_http_",
 )
 
 

@@ -315,3 +315,40 @@ async def test_recorded_comment_page_is_read(
     # Graph hid the authors: each comment is its own anonymous thread.
     assert len({e.thread_id for e in result.events}) == len(recorded["data"])
     assert all("/anonymous-" in e.thread_id for e in result.events)
+
+
+async def test_conversation_whose_messages_were_all_unsent_is_read_as_empty(
+    fake_meta: FakeMeta, facebook: FacebookConnector
+) -> None:
+    """Graph leaves the empty messages edge out: no messages, and the others are still read."""
+    kept = fake_meta.customer_message("100", "7", at(30))
+    gone = fake_meta.customer_message("100", "8", at(20))
+    fake_meta.unsend("100", gone, at(10))
+    older = fake_meta.customer_message("100", "9", at(40))
+    result = await facebook.fetch_since({})
+    assert {e.message_id for e in result.events if e.channel == "dm"} == {kept, older}
+    # The emptied conversation was the newest: the high-water mark moved past it.
+    assert parse_graph_time(result.cursor["dm"]) == at(10)
+    again = await facebook.fetch_since(result.cursor)
+    assert gone not in {e.message_id for e in again.events}
+
+
+async def test_recorded_conversation_without_messages_is_read(
+    fake_meta: FakeMeta, settings_for: Settings, session: aiohttp.ClientSession
+) -> None:
+    """The recorded conversation (no messages field) on a page beside one with messages."""
+    empty = fixture_json("facebook", "graph-conversation.json")
+    assert "messages" not in empty
+    full = fixture_json("facebook", "graph-conversation-legacy-with-messages.json")
+    connector = FacebookConnector(
+        settings_for(
+            {"page_id": "100"},
+            channels=("dm",),
+            backfill_since=parse_graph_time("2012-01-01T00:00:00+0000"),
+        ),
+        session,
+    )
+    fake_meta.fail_next("recorded", body={"data": [empty, full]})
+    result = await connector.fetch_since({})
+    assert {e.message_id for e in result.events} == {m["id"] for m in full["messages"]["data"]}
+    assert result.cursor["dm"] == parse_graph_time(empty["updated_time"]).isoformat()

@@ -91,3 +91,18 @@ async def test_recorded_media_comments(
         "2020-06-01T10:56:52+00:00",
         "2020-06-01T10:16:39+00:00",
     }
+
+
+async def test_conversation_whose_messages_were_all_unsent_is_read_as_empty(
+    fake_meta: FakeMeta, settings_for: Settings, session: aiohttp.ClientSession
+) -> None:
+    """An Instagram conversation emptied by "unsend" has no messages edge; the poll succeeds."""
+    gone = fake_meta.customer_message("178", "igsid1", at(20))
+    fake_meta.unsend("178", gone, at(5))
+    kept = fake_meta.customer_message("178", "igsid2", at(30))
+    connector = InstagramConnector(
+        settings_for({"ig_user_id": "178", "page_id": "900"}, channels=("dm",)), session
+    )
+    result = await connector.fetch_since({})
+    assert [e.message_id for e in result.events] == [kept]
+    assert parse_graph_time(result.cursor["dm"]) == at(5)

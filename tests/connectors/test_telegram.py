@@ -24,6 +24,7 @@ from connectors.errors import (
 from connectors.fakes.telegram import FakeTelegram
 from connectors.telegram import (
     ALLOWED_UPDATES,
+    MAX_RETRY_AFTER,
     TelegramConnector,
     business_message_id,
     business_thread,
@@ -419,6 +420,44 @@ async def test_flood_control_honours_retry_after(
     assert caught.value.retry_after == 7
 
 
+@pytest.mark.parametrize("hours", [24, 34, 10**6])
+async def test_a_flood_wait_past_what_telegram_keeps_is_capped_and_logged_once(
+    fake_telegram: FakeTelegram,
+    telegram: TelegramConnector,
+    caplog: pytest.LogCaptureFixture,
+    hours: int,
+) -> None:
+    """Updates live 24 h: a longer wait loses them for sure, so it is capped, said once."""
+    bc = fake_telegram.add_business_connection(OWNER, at(60), announce=False)
+    fake_telegram.customer_message(bc, CUSTOMER, at(5))
+    fake_telegram.fail_next("rate_limited", times=2, retry_after=hours * 3600)
+    with caplog.at_level(logging.WARNING, logger="connectors.telegram"):
+        for _ in range(2):
+            with pytest.raises(ConnectorRateLimited) as caught:
+                await telegram.fetch_since({})
+            assert caught.value.retry_after == MAX_RETRY_AFTER < 24 * 3600
+            assert f"asked {hours * 3600} s" in str(caught.value)
+        capped = [r for r in caplog.records if "waiting 3600 s instead" in r.getMessage()]
+        assert len(capped) == 1
+        assert len((await telegram.fetch_since({})).events) == 1  # nothing was confirmed
+        # After a poll that worked, the next capped wait is said again.
+        fake_telegram.fail_next("rate_limited", retry_after=hours * 3600)
+        with pytest.raises(ConnectorRateLimited):
+            await telegram.fetch_since({})
+    assert len([r for r in caplog.records if "instead" in r.getMessage()]) == 2
+
+
+async def test_an_unreadable_flood_wait_is_capped_not_a_crash(
+    fake_telegram: FakeTelegram, telegram: TelegramConnector
+) -> None:
+    """A retry_after past float's range is a long wait like any other, not an OverflowError."""
+    body = FakeTelegram.error_body(429, "Too Many Requests", retry_after=10**400)
+    fake_telegram.fail_next("recorded", body=body, status=429)
+    with pytest.raises(ConnectorRateLimited) as caught:
+        await telegram.fetch_since({})
+    assert caught.value.retry_after == MAX_RETRY_AFTER
+
+
 async def test_timeout_and_refused_connection(
     fake_telegram: FakeTelegram, tg_settings: Settings, session: aiohttp.ClientSession
 ) -> None:
@@ -518,7 +557,9 @@ async def test_recorded_errors_map(
     fake_telegram.fail_next("recorded", body=retry, status=429)
     with pytest.raises(ConnectorRateLimited) as caught:
         await telegram.fetch_since({})
-    assert caught.value.retry_after == 123456
+    # The recorded hint is 123,456 s (34 h): past Telegram's 24 h it is capped.
+    assert retry["parameters"]["retry_after"] > MAX_RETRY_AFTER
+    assert caught.value.retry_after == MAX_RETRY_AFTER
 
 
 async def test_recorded_envelope_and_messages_are_read(
