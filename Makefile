@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	scripts/services
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 check: $(STAMP)
 	scripts/check
