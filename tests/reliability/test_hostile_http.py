@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.base import Event
@@ -43,13 +43,8 @@ from monitor.intake_bounds import check_identifier, has_lone_surrogate
 from monitor.metrics import Metrics
 from monitor.webhooks import MetaWebhook, TelegramWebhook
 from tests.monitor.test_hostile_intake import deliveries_counted
+from tests.reliability.test_fuzz_intake import FUZZ
 
-EXAMPLES = int(os.environ.get("REPLYWATCH_FUZZ_EXAMPLES", "2000"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 TOKEN = "fuzz-events-TEST-token"
 APP_SECRET = "fuzz-app-TEST-secret"
 TG_SECRET = "fuzz-tg-TEST-secret"
