@@ -95,25 +95,14 @@ class SummaryMailer:
             try:
                 summary = self._summary(week, recipient)
                 await self._mail(summary, recipient)
-            except (aiosmtplib.SMTPException, OSError) as err:
+            except Exception as err:
+                # Broad on purpose: besides an unreachable server, a summary that cannot be
+                # built or written (odd text in the week's data) fails this recipient only;
+                # raising would leave every later recipient and the digests without theirs.
                 failed += 1
-                self._record(str(week), key, error=f"{type(err).__name__}: {err}")
+                self._record(str(week), key, error=_failure(err))
                 log.warning(
                     "summary %s for %s not sent (retried later): %s", week, key, type(err).__name__
-                )
-                continue
-            except Exception as err:
-                # Broad on purpose: a summary that cannot be built or written (odd text in
-                # the week's data) fails this recipient only; raising would leave every
-                # later recipient and the chat digests without their summary. Only the type
-                # is kept: the message may quote that text.
-                failed += 1
-                self._record(str(week), key, error=f"not written: {type(err).__name__}")
-                log.warning(
-                    "summary %s for %s not written (retried later): %s",
-                    week,
-                    key,
-                    type(err).__name__,
                 )
                 continue
             sent += 1
@@ -126,15 +115,12 @@ class SummaryMailer:
                 continue
             try:
                 await self._digest(session, receiver, self._summary(week, None))
-            except DeliveryError as err:
-                failed += 1
-                self._record(str(week), key, error=str(err))
-                continue
             except Exception as err:
                 # Broad on purpose, as for the mails above: one digest, not the round.
                 failed += 1
-                self._record(str(week), key, error=f"not written: {type(err).__name__}")
-                log.warning("digest %s for %s not written: %s", week, key, type(err).__name__)
+                self._record(str(week), key, error=_failure(err))
+                if not isinstance(err, DeliveryError):
+                    log.warning("digest %s for %s not written: %s", week, key, type(err).__name__)
                 continue
             sent += 1
             self._record(str(week), key)
@@ -237,3 +223,13 @@ def digest_text(summary: WeekSummary, locale: Locale) -> str:
         )
     lines.append(one_line(advice_text(summary, locale)))
     return "\n".join(lines)
+
+
+def _failure(err: Exception) -> str:
+    # What is recorded for a failed send. Only the type for an unexpected error: its message
+    # may quote the text that could not be written.
+    if isinstance(err, DeliveryError):
+        return str(err)  # safe by contract: no URL, no secret
+    if isinstance(err, aiosmtplib.SMTPException | OSError):
+        return f"{type(err).__name__}: {err}"
+    return f"not written: {type(err).__name__}"
