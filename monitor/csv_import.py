@@ -129,10 +129,6 @@ def _header_hint(header: list[str]) -> str:
     return ""
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class RowParser:
     """Turns one CSV row into an Event; column positions and account checks are cached."""
 
@@ -141,7 +137,7 @@ class RowParser:
         header: list[str],
         config: Config,
         default_zone: tzinfo | None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         def position(name: str) -> int:
             return header.index(name) if name in header else -1

@@ -17,12 +17,21 @@ from datetime import datetime
 
 from connectors.base import Event
 from monitor.intake_bounds import IntakeBounds, check_identifier, clean_text
+from monitor.models import Account, StoredEvent
 from monitor.recent import stored_time
 
 __all__ = ["Refusal", "describe", "screen_events"]
 
-# The width of the thread_url column (monitor.models); the ids' widths are in _refusal.
-_MAX_URL = 1024
+_ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
+_EVENTS = StoredEvent.__table__  # type: ignore[attr-defined]
+# The store's column widths: a longer value fails a whole PostgreSQL batch.
+_WIDTHS = (
+    ("platform", int(_ACCOUNTS.c.platform.type.length)),
+    ("account", int(_ACCOUNTS.c.name.type.length)),
+    ("thread_id", int(_EVENTS.c.thread_id.type.length)),
+    ("message_id", int(_EVENTS.c.message_id.type.length)),
+)
+_MAX_URL = int(_EVENTS.c.thread_url.type.length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +69,8 @@ def _refusal(
     earliest: dict[str, datetime],
 ) -> str | None:
     try:
-        # The widths of the store's columns: a longer value fails a whole PostgreSQL batch.
-        for name, value, width in (
-            ("platform", event.platform, 32),
-            ("account", event.account, 128),
-            ("thread_id", event.thread_id, 255),
-            ("message_id", event.message_id, 255),
-        ):
+        for name, width in _WIDTHS:
+            value = getattr(event, name)
             # isprintable() is False for every surrogate and control character: a fast pass
             # for the usual id, the full check (which allows e.g. a zero-width joiner) else.
             if not value.isprintable():

@@ -54,10 +54,6 @@ _ENCODINGS = {"", "identity", "gzip", "deflate"}
 _BODY_TIMEOUT = 30.0
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class BodyRefused(Exception):
     """The body cannot be taken: ``outcome`` for the metric, ``status`` and ``reason`` to answer."""
 
@@ -139,7 +135,7 @@ class MetaWebhook:
     max_body_bytes: int = 1_048_576
     platform: str = "meta"
     bounds: IntakeBounds = field(default_factory=IntakeBounds)
-    clock: Callable[[], datetime] = _utc_now
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     body_timeout: float = _BODY_TIMEOUT
 
     def routes(self) -> list[web.RouteDef]:
@@ -208,7 +204,7 @@ class TelegramWebhook:
     max_body_bytes: int = 1_048_576
     platform: str = "telegram"
     bounds: IntakeBounds = field(default_factory=IntakeBounds)
-    clock: Callable[[], datetime] = _utc_now
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     body_timeout: float = _BODY_TIMEOUT
 
     def routes(self) -> list[web.RouteDef]:
