@@ -33,7 +33,7 @@ import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -314,12 +314,7 @@ def _resolve(model: ConfigModel, path: Path) -> Config:
         backfill=settings.backfill,
         listen=settings.listen,
         refresh_interval=settings.refresh_interval,
-        intake=IntakeBounds(
-            None
-            if settings.earliest_event is None
-            else datetime.combine(settings.earliest_event, time(), tzinfo=UTC),
-            settings.max_clock_skew,
-        ),
+        intake=IntakeBounds(settings.earliest_event, settings.max_clock_skew),
         webhooks={
             platform: WebhookConfig(
                 dict(hook.secrets),

@@ -22,6 +22,7 @@ from pydantic import (
 
 from connectors.base import Channel
 from monitor.durations import parse_duration
+from monitor.intake_bounds import DEFAULT_MAX_AHEAD
 from monitor.platforms import canonical_platform
 from monitor.profiles import DEFAULT_PROFILE, Targets
 from monitor.secrets import is_reference
@@ -164,7 +165,7 @@ class SettingsModel(_Strict):
     # The plausibility window of event times (intake refuses items outside it): no earlier
     # than this day (default: each platform's launch) and no further ahead of the clock.
     earliest_event: date | None = None
-    max_clock_skew: Duration = Field(default=timedelta(minutes=5), ge=timedelta(0))
+    max_clock_skew: Duration = Field(default=DEFAULT_MAX_AHEAD, ge=timedelta(0))
 
 
 class EventTokenModel(_Strict):

@@ -61,15 +61,15 @@ class IntakeBounds:
     Facebook); ``max_ahead`` is how far past the server's clock a time may be.
     """
 
-    earliest: datetime | None = None
+    earliest: date | None = None
     max_ahead: timedelta = DEFAULT_MAX_AHEAD
 
     def earliest_for(self, platform: str) -> datetime:
-        """The earliest time accepted for an event of this platform."""
-        if self.earliest is not None:
-            return self.earliest
-        spec = PLATFORMS.get(platform)
-        day = spec.launched if spec is not None else DEFAULT_EARLIEST
+        """The earliest time accepted for an event of this platform (midnight UTC of its day)."""
+        day = self.earliest
+        if day is None:
+            spec = PLATFORMS.get(platform)
+            day = spec.launched if spec is not None else DEFAULT_EARLIEST
         return datetime.combine(day, time(), tzinfo=UTC)
 
     def check_time(self, platform: str, created_at: datetime, now: datetime) -> None:
