@@ -247,3 +247,26 @@ def test_receiver_mistakes_are_named(tmp_path: Path, change: str, words: str) ->
     old, new = replacements[change]
     problems = problems_of(tmp_path, ALERTS.replace(old, new))
     assert any(words in p and "alerts" in p for p in problems), problems
+
+
+def test_the_plausibility_window_comes_from_the_config(tmp_path: Path) -> None:
+    """earliest_event and max_clock_skew bound intake; without them, each platform's launch."""
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    default = load_config(_write(tmp_path / "default.toml", "")).intake
+    assert default.earliest_for("facebook") == datetime(2004, 2, 4, tzinfo=UTC)
+    assert default.earliest_for("whatsapp") == datetime(2000, 1, 1, tzinfo=UTC)
+    default.check_time("facebook", now + timedelta(minutes=4), now)
+    text = '[replywatch]\nearliest_event = 2020-01-01\nmax_clock_skew = "1m"\n'
+    bounds = load_config(_write(tmp_path / "set.toml", text)).intake
+    bounds.check_time("facebook", datetime(2020, 1, 1, tzinfo=UTC), now)
+    with pytest.raises(ValueError, match="before 2020-01-01"):
+        bounds.check_time("facebook", datetime(2019, 12, 31, 23, 59, tzinfo=UTC), now)
+    with pytest.raises(ValueError, match="1 min ahead"):
+        bounds.check_time("facebook", now + timedelta(minutes=2), now)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
