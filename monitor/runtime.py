@@ -100,6 +100,9 @@ class Runtime:
             recent=None if self.serve_only else RecentlyStored(),
             on_refused=self._count_refused,
         )
+        self._platforms = {a.platform for a in self.context.config.accounts.values()} | set(
+            PLATFORMS
+        )
         # The background rounds: counted in /metrics, judged by /healthz.
         self.rounds = RoundHealth(log, self.metrics)
         if self.serve_only:
@@ -545,10 +548,9 @@ class Runtime:
         }
 
     def _count_refused(self, refused: Sequence[Refusal]) -> None:
-        # Bounded labels: a platform replywatch knows or one of the config's, else "other".
-        known = {a.platform for a in self.context.config.accounts.values()} | set(PLATFORMS)
         for refusal in refused:
-            platform = refusal.platform if refusal.platform in known else "other"
+            # Bounded labels: a platform replywatch knows or one of the config's, else "other".
+            platform = refusal.platform if refusal.platform in self._platforms else "other"
             self.metrics.events_rejected.labels(platform).inc()
 
     async def stop(self) -> None:
