@@ -51,7 +51,8 @@ def build_store(url: str, accounts: int, seed: int) -> list[Event]:
             events.append(
                 Event("facebook", name, channel, thread, f"{thread}-q", "customer", opened)
             )
-            answer = opened + timedelta(seconds=rng.expovariate(1 / 900))
+            # Never after NOW: intake refuses times ahead of the clock it stores with.
+            answer = min(NOW, opened + timedelta(seconds=rng.expovariate(1 / 900)))
             events.append(
                 Event("facebook", name, channel, thread, f"{thread}-a", "business", answer)
             )

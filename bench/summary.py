@@ -18,6 +18,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.ingest import synthesise, timed_cli
 
 TARGET_SECONDS = 30.0
