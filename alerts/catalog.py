@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monitor.profiles import Targets
+from monitor.core.profiles import Targets
 
 __all__ = [
     "ACCOUNT_TOTAL",

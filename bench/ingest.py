@@ -24,7 +24,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.cli import main as replywatch
+from monitor.cli.main import main as replywatch
 
 BATCH = 5000
 

@@ -23,16 +23,16 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.config import Config
-from monitor.coordinator import AccountState
-from monitor.exposition import ExpositionCache
-from monitor.figures_exporter import FiguresSnapshot
-from monitor.ingest import Ingestor
-from monitor.metrics import Metrics
-from monitor.profiles import BUILTIN_PROFILES
-from monitor.sli import SliTotals, decide_outcomes, histogram_buckets
-from monitor.store import open_engine
+from monitor.config.loading import Config
+from monitor.core.polls import AccountState
+from monitor.core.profiles import BUILTIN_PROFILES
+from monitor.export.exposition import ExpositionCache
+from monitor.export.figures_exporter import FiguresSnapshot
+from monitor.export.metrics import Metrics
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
+from monitor.store.sli import SliTotals, decide_outcomes, histogram_buckets
 
 BUDGET_MS = 250.0
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -56,12 +56,12 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.fake_graph_server import EMPTY_PAGE, page_id, token
-from monitor.config import load_config
-from monitor.figures import Figures, WaitFacts, Window, window_figures
-from monitor.waits import ThreadEvent, derive_waits
+from monitor.config.loading import load_config
+from monitor.core.figures import Figures, WaitFacts, Window, window_figures
+from monitor.core.waits import ThreadEvent, derive_waits
 
 ROOT = Path(__file__).resolve().parent.parent
-JITTER = 0.1  # monitor.coordinator.PollCoordinator.jitter
+JITTER = 0.1  # monitor.polling.coordinator.PollCoordinator.jitter
 SAMPLE_SECONDS = 5.0
 # Each fault kind of the fake and the poll outcome it must produce (None: the poll succeeds).
 OUTCOME = {

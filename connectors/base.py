@@ -1,7 +1,7 @@
 """The seam between platform connectors and the monitor: events, pages, the protocol.
 
 Connectors speak HTTP and a platform's format and hand back these frozen dataclasses; they
-never see the database, the scheduler or metrics. `monitor.ingest` is the one place that turns
+never see the database, the scheduler or metrics. `monitor.store.ingest` is the one place that turns
 an `Event` into stored state.
 """
 

@@ -16,7 +16,7 @@ from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from monitor.cli import main
+from monitor.cli.main import main
 
 # CI explores the same examples on every run, so a submission's result does not depend on
 # luck; local runs keep drawing new ones (and keep what they find in .hypothesis/).

@@ -2,7 +2,7 @@
 
 The expected figures come from a second, deliberately plain implementation of sections 2 and
 4 written here (sort, walk, count; `statistics` for the averages). It shares no code with
-``monitor.waits`` or ``monitor.figures``. Both must agree to the second, on SQLite and on
+``monitor.core.waits`` or ``monitor.core.figures``. Both must agree to the second, on SQLite and on
 PostgreSQL.
 """
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_config
+from monitor.config.loading import load_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```toml\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
@@ -29,7 +29,7 @@ def test_each_example_loads(tmp_path: Path, block: str) -> None:
 
 def test_the_example_config_has_every_platform_and_loads() -> None:
     """examples/replywatch.toml configures one account of every platform replywatch knows."""
-    from monitor.platforms import PLATFORMS
+    from monitor.core.platforms import PLATFORMS
 
     example = Path(__file__).resolve().parents[1] / "examples" / "replywatch.toml"
     config = load_config(example)

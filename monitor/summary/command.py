@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from monitor.config import Config
-from monitor.context import AppContext
+from monitor.config.loading import Config
+from monitor.store.context import AppContext
 from monitor.summary.data import WeekSummary, parse_week, summarise_week
 from monitor.summary.locale import get_locale
 

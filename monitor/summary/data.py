@@ -1,6 +1,6 @@
 """What a weekly summary says, computed from the store, before any language or format.
 
-The figures are ``monitor.stats`` over the ISO week (so they equal ``replywatch stats --from
+The figures are ``monitor.store.stats`` over the ISO week (so they equal ``replywatch stats --from
 <Monday> --to <next Monday>`` at the same ``as_of``); everything else (longest waits, customers
 waiting now, negative reviews, the hour-of-week profile and the advice) is read from the
 stored waits of the same accounts.
@@ -16,12 +16,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, select
 
-from monitor.accounts import AccountDirectory, AccountPolicy
-from monitor.figures import Figures
-from monitor.ingest import EVENTS, WAITS
-from monitor.models import Account
-from monitor.profiles import NEGATIVE_TIER, Targets
-from monitor.stats import StatsRow, account_stats
+from monitor.core.figures import Figures
+from monitor.core.profiles import NEGATIVE_TIER, Targets
+from monitor.store.accounts import AccountDirectory, AccountPolicy
+from monitor.store.stats import StatsRow, account_stats
+from monitor.store.tables import ACCOUNTS, EVENTS, WAITS
 
 __all__ = [
     "AccountWeek",
@@ -32,7 +31,6 @@ __all__ = [
     "summarise_week",
 ]
 
-_ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
 HOURS_IN_WEEK = 168
 LONGEST = 10
 WAITING_NOW_LIMIT = 20
@@ -226,7 +224,7 @@ def _week_waits(
 ) -> list[_JudgedWaitView]:
     if not names:
         return []
-    w, e, a = WAITS, EVENTS, _ACCOUNTS
+    w, e, a = WAITS, EVENTS, ACCOUNTS
     opening = and_(e.c.account_id == w.c.account_id, e.c.message_id == w.c.opened_by)
     rows = connection.execute(
         select(
@@ -307,7 +305,7 @@ def _waiting_now(
 ) -> tuple[list[LongWait], int]:
     if not names:
         return [], 0
-    w, e, a = WAITS, EVENTS, _ACCOUNTS
+    w, e, a = WAITS, EVENTS, ACCOUNTS
     opening = and_(e.c.account_id == w.c.account_id, e.c.message_id == w.c.opened_by)
     rows = connection.execute(
         select(a.c.platform, a.c.name, w.c.channel, w.c.opened_at, w.c.rating, e.c.thread_url)

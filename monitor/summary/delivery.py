@@ -21,13 +21,13 @@ import aiohttp
 import aiosmtplib
 from sqlalchemy import Engine, select, update
 
-from monitor.accounts import AccountDirectory
-from monitor.alert_receivers import AlertReceiver, DeliveryError, SlackReceiver, TelegramReceiver
-from monitor.config import Config
-from monitor.config_schema import RecipientModel
-from monitor.dialect_insert import insert_for
-from monitor.escaping import one_line
-from monitor.models import SummarySend
+from monitor.config.loading import Config
+from monitor.config.schema import RecipientModel
+from monitor.core.escaping import one_line
+from monitor.notify.receivers import AlertReceiver, DeliveryError, SlackReceiver, TelegramReceiver
+from monitor.store.accounts import AccountDirectory
+from monitor.store.dialect_insert import insert_for
+from monitor.store.tables import SENDS
 from monitor.summary.command import select_accounts
 from monitor.summary.data import IsoWeek, WeekSummary, summarise_week
 from monitor.summary.locale import Locale, get_locale
@@ -35,7 +35,6 @@ from monitor.summary.locale import Locale, get_locale
 __all__ = ["SENDS", "SendReport", "SummaryMailer", "digest_text", "due_week"]
 
 log = logging.getLogger("monitor.summary")
-SENDS = SummarySend.__table__  # type: ignore[attr-defined]
 _DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 

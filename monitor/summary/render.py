@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from monitor.escaping import http_url, markdown_cell, markdown_url, one_line
-from monitor.figures import Figures
-from monitor.profiles import Targets
+from monitor.core.escaping import http_url, markdown_cell, markdown_url, one_line
+from monitor.core.figures import Figures
+from monitor.core.profiles import Targets
 from monitor.summary.charts import hour_of_week_chart
 from monitor.summary.data import AccountWeek, LongWait, WeekSummary
 from monitor.summary.locale import Locale

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from alerts.catalog import ACCOUNT_TOTAL, BURN_WINDOWS, JOB, Metric, missed_ratio
-from monitor.metrics import Metrics
+from monitor.export.metrics import Metrics
 
 RULES = sorted((Path(__file__).resolve().parents[2] / "alerts" / "rules").glob("*.yaml"))
 
@@ -59,7 +59,7 @@ def test_down_and_absent_watch_the_catalog_job() -> None:
 
 def test_every_catalog_metric_is_exported() -> None:
     """No dashboard or rule can name a series the exporter does not have."""
-    from monitor.figures_exporter import FiguresSnapshot
+    from monitor.export.figures_exporter import FiguresSnapshot
 
     families = list(Metrics().registry.collect())
     families += list(FiguresSnapshot(None, None).describe())  # type: ignore[arg-type]

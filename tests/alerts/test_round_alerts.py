@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from alerts.catalog import HEARTBEAT_RECEIVER, WATCHDOG, Metric
-from monitor.round_health import GRACE_INTERVALS
+from monitor.core.round_health import GRACE_INTERVALS
 from tests.alerts.test_alertmanager_config import CONFIG, needs_amtool, routed
 
 ALERTS = Path(__file__).resolve().parents[2] / "alerts"

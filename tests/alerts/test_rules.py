@@ -85,8 +85,8 @@ def test_every_alert_follows_the_house_style() -> None:
 
 def test_rules_only_use_metrics_replywatch_exports() -> None:
     """Every replywatch_* name in a rule is exported (so an alert cannot silently never fire)."""
-    from monitor.figures_exporter import FiguresSnapshot
-    from monitor.metrics import Metrics
+    from monitor.export.figures_exporter import FiguresSnapshot
+    from monitor.export.metrics import Metrics
 
     exported = {m.name for m in Metrics().registry.collect()}
     # describe() needs no store: it lists the window-figure families without querying.

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from monitor.accounts import AccountDirectory
-from monitor.cluster import poll_state
-from monitor.cluster.fencing import APPLICATION_NAME, end_stalled_sessions
-from monitor.cluster.queue import ensure_queue_schema
-from monitor.config import Config
-from monitor.store import open_engine
+from monitor.config.loading import Config
+from monitor.polling.cluster import poll_state
+from monitor.polling.cluster.fencing import APPLICATION_NAME, end_stalled_sessions
+from monitor.polling.cluster.queue import ensure_queue_schema
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
 
 pytestmark = pytest.mark.postgres
 

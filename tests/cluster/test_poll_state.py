@@ -9,13 +9,14 @@ import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.cluster import poll_state
-from monitor.cluster.queue import ensure_queue_schema, tidy_queue_tables
-from monitor.config import Config
-from monitor.coordinator import AccountState, PollOutcome, PollRecord
-from monitor.ingest import EVENTS, Ingestor
-from monitor.store import open_engine
+from monitor.config.loading import Config
+from monitor.core.polls import AccountState, PollOutcome, PollRecord
+from monitor.polling.cluster import poll_state
+from monitor.polling.cluster.queue import ensure_queue_schema, tidy_queue_tables
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
+from monitor.store.tables import EVENTS
 
 pytestmark = pytest.mark.postgres
 

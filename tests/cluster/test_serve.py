@@ -18,13 +18,13 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from connectors.fakes.meta import FakeMeta
-from monitor.accounts import account_names
-from monitor.cluster import poll_state
-from monitor.cluster.queue import ensure_queue_schema
-from monitor.context import AppContext
-from monitor.coordinator import AccountState, PollOutcome, PollRecord
-from monitor.ingest import EVENTS
-from monitor.runtime import Runtime
+from monitor.core.polls import AccountState, PollOutcome, PollRecord
+from monitor.polling.cluster import poll_state
+from monitor.polling.cluster.queue import ensure_queue_schema
+from monitor.service.runtime import Runtime
+from monitor.store.accounts import account_names
+from monitor.store.context import AppContext
+from monitor.store.tables import EVENTS
 from tests.cluster.fleet import PER_PROCESS, samples
 
 pytestmark = pytest.mark.postgres

@@ -28,11 +28,11 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import Engine, create_engine, select, text
 
 from connectors.fakes.meta import FakeMeta
-from monitor.accounts import account_names
-from monitor.context import AppContext
-from monitor.figures_exporter import FiguresSnapshot
-from monitor.ingest import EVENTS, WAITS
-from monitor.runtime import Runtime
+from monitor.export.figures_exporter import FiguresSnapshot
+from monitor.service.runtime import Runtime
+from monitor.store.accounts import account_names
+from monitor.store.context import AppContext
+from monitor.store.tables import EVENTS, WAITS
 from tests.cluster.fleet import (
     BOUND,
     PER_PROCESS,

@@ -23,7 +23,7 @@ from connectors.errors import (
 )
 from connectors.fakes.google_business import FakeGoogleBusiness, google_time
 from connectors.google_business import OVERLAP, GoogleBusinessConnector
-from monitor.waits import derive_waits
+from monitor.core.waits import derive_waits
 from tests.connectors.conftest import NOW, fixture_json
 
 TOKEN = "ya29.TEST-SECRET-GOOGLE-TOKEN-5678"

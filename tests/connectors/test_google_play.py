@@ -22,7 +22,7 @@ from connectors.errors import (
 )
 from connectors.fakes.google_play import FakeGooglePlay
 from connectors.google_play import GooglePlayConnector, parse_play_time
-from monitor.waits import derive_waits
+from monitor.core.waits import derive_waits
 from tests.connectors.conftest import NOW, fixture_json
 
 TOKEN = "ya29.TEST-SECRET-PLAY-TOKEN-4321"

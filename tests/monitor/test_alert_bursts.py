@@ -14,12 +14,12 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import Engine, event, func, select
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory, account_names
-from monitor.alert_receivers import AlertmanagerReceiver
-from monitor.config import Config
-from monitor.conversation_alerts import ALERTS, firing_alerts, update_conversation_alerts
-from monitor.ingest import Ingestor
-from monitor.store import open_engine
+from monitor.config.loading import Config
+from monitor.notify.conversation_alerts import ALERTS, firing_alerts, update_conversation_alerts
+from monitor.notify.receivers import AlertmanagerReceiver
+from monitor.store.accounts import AccountDirectory, account_names
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

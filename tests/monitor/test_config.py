@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import ConfigError, load_config
+from monitor.config.loading import ConfigError, load_config
 from tests.conftest import RunCli
 
 GOOD = """

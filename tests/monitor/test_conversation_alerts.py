@@ -19,10 +19,10 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, select
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.alert_cycle import AlertCycle
-from monitor.alert_outbox import OUTBOX
-from monitor.alert_receivers import (
+from monitor.config.loading import Config
+from monitor.notify.alert_cycle import AlertCycle
+from monitor.notify.outbox import OUTBOX
+from monitor.notify.receivers import (
     AlertmanagerReceiver,
     AlertReceiver,
     EmailReceiver,
@@ -30,9 +30,9 @@ from monitor.alert_receivers import (
     TelegramReceiver,
     WebhookReceiver,
 )
-from monitor.config import Config
-from monitor.ingest import Ingestor
-from monitor.store import open_engine
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 BOT_TOKEN = "123456:TEST-bot-token-must-never-leak"

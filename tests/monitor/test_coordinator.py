@@ -20,11 +20,14 @@ from connectors.errors import (
     ConnectorRateLimited,
     ConnectorResponseError,
 )
-from monitor.accounts import AccountDirectory
-from monitor.config import Config
-from monitor.coordinator import AccountState, PollCoordinator, PollOutcome, decode_cursor
-from monitor.ingest import CURSORS, EVENTS, Ingestor
-from monitor.store import open_engine
+from monitor.config.loading import Config
+from monitor.core.polls import AccountState, PollOutcome
+from monitor.polling.coordinator import PollCoordinator
+from monitor.store.accounts import AccountDirectory
+from monitor.store.cursors import decode_cursor
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
+from monitor.store.tables import CURSORS, EVENTS
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -208,7 +211,7 @@ async def test_store_failure_keeps_the_old_cursor(
     )
     coordinator = coordinator_for(connector, ingestor, clock)
     await coordinator.poll()
-    import monitor.ingest as ingest_module
+    import monitor.store.ingest as ingest_module
 
     def broken(*_args: object, **_kwargs: object) -> object:
         raise OSError("disk full")

@@ -11,10 +11,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from connectors.fakes.meta import FakeMeta
-from monitor.context import AppContext
-from monitor.coordinator import AccountState, PollOutcome
-from monitor.runtime import Runtime
-from monitor.secrets import LiveSecrets
+from monitor.config.secrets import LiveSecrets
+from monitor.core.polls import AccountState, PollOutcome
+from monitor.service.runtime import Runtime
+from monitor.store.context import AppContext
 
 OLD, NEW = "EAA-OLD-TEST-TOKEN-1", "EAA-NEW-TEST-TOKEN-2"
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from sqlalchemy import create_engine
 from sqlalchemy import text as sql
 
-from monitor.cli import main
-from monitor.config import load_config
-from monitor.demo import BUSINESSES, demo_config_text
-from monitor.demo_platforms import demo_platforms
-from monitor.platforms import PLATFORMS
+from monitor.cli.demo.demo import BUSINESSES, demo_config_text
+from monitor.cli.demo.platforms import demo_platforms
+from monitor.cli.main import main
+from monitor.config.loading import load_config
+from monitor.core.platforms import PLATFORMS
 
 
 def test_demo_config_is_valid_and_has_every_platform(tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ def test_demo_config_is_valid_and_has_every_platform(tmp_path: Path) -> None:
 
 def test_demo_runs_polls_stores_and_stops(tmp_path: Path) -> None:
     """A short plain demo stores simulated messages that `stats` then reports."""
-    from monitor.demo import run_demo
+    from monitor.cli.demo.demo import run_demo
 
     database = tmp_path / "demo.db"
     out = io.StringIO()

@@ -13,12 +13,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.config import load_config
-from monitor.events_hook import EventsHook
-from monitor.ingest import EVENTS, Ingestor
-from monitor.metrics import Metrics
-from monitor.store import open_engine
+from monitor.config.loading import load_config
+from monitor.export.metrics import Metrics
+from monitor.http.events_hook import EventsHook
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
+from monitor.store.tables import EVENTS
 
 TOKEN = "rw-events-TEST-token-0042"
 CONFIG = """
@@ -166,7 +167,7 @@ async def test_a_store_failure_is_503_so_the_sender_retries(
 
 def test_the_config_needs_the_token(tmp_path: Path) -> None:
     """[webhooks.events] without secrets.token, or an unknown webhook, is refused."""
-    from monitor.config import ConfigError
+    from monitor.config.loading import ConfigError
 
     path = tmp_path / "c.toml"
     path.write_text("[webhooks.events]\n[webhooks.whatsup]\n")

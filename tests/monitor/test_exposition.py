@@ -13,13 +13,13 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.app import build_app
-from monitor.config import Config
-from monitor.exposition import ExpositionCache
-from monitor.figures_exporter import FiguresSnapshot
-from monitor.ingest import Ingestor
-from monitor.store import open_engine
+from monitor.config.loading import Config
+from monitor.export.exposition import ExpositionCache
+from monitor.export.figures_exporter import FiguresSnapshot
+from monitor.http.app import build_app
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

@@ -9,11 +9,11 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.config import Config
-from monitor.figures_exporter import FiguresSnapshot
-from monitor.ingest import Ingestor
-from monitor.store import open_engine
+from monitor.config.loading import Config
+from monitor.export.figures_exporter import FiguresSnapshot
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

@@ -10,12 +10,13 @@ import pytest
 from sqlalchemy import event, select
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.config import Config
-from monitor.group_commit import GroupCommit
-from monitor.ingest import CURSORS, Ingestor
-from monitor.recent import RecentlyStored
-from monitor.store import open_engine
+from monitor.config.loading import Config
+from monitor.polling.group_commit import GroupCommit
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
+from monitor.store.recent import RecentlyStored
+from monitor.store.tables import CURSORS
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

@@ -23,15 +23,16 @@ from sqlalchemy import select
 
 from connectors.base import Event
 from connectors.telegram_webhook import SECRET_HEADER
-from monitor.accounts import AccountDirectory
-from monitor.app import build_app
-from monitor.config import Config, ConfigError, load_config
-from monitor.events_hook import EventsHook, EventToken
-from monitor.http_server import start_server
-from monitor.ingest import EVENTS, Ingestor
-from monitor.metrics import Metrics
-from monitor.store import open_engine
-from monitor.webhooks import MetaWebhook, TelegramWebhook
+from monitor.config.loading import Config, ConfigError, load_config
+from monitor.export.metrics import Metrics
+from monitor.http.app import build_app
+from monitor.http.events_hook import EventsHook, EventToken
+from monitor.http.server import start_server
+from monitor.http.webhooks import MetaWebhook, TelegramWebhook
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
+from monitor.store.tables import EVENTS
 
 EVERY_PUSH = "rw-events-TEST-token-every"
 SHOP_ONLY = "rw-events-TEST-token-shop"

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from monitor.hours import BusinessCalendar, ScheduleError, _country_holidays
+from monitor.core.hours import BusinessCalendar, ScheduleError, _country_holidays
 
 H = 3600
 US = timedelta(microseconds=1)

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from monitor.app import build_app
-from monitor.http_server import ServerLimits, connection_limit_for, start_server
-from monitor.metrics import Metrics
+from monitor.export.metrics import Metrics
+from monitor.http.app import build_app
+from monitor.http.server import ServerLimits, connection_limit_for, start_server
 
 TOKEN = "rw-TEST-token-in-a-broken-line"
 BOUND = 10.0  # seconds: far beyond every timer here; reached only when something is wrong

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from monitor import csv_records
-from monitor.csv_records import Broken, CsvRecords, Record, read_pieces
+from monitor.intake.csv_records import Broken, CsvRecords, Record, read_pieces
 from tests.conftest import RunCli
 
 HEADER = "platform,account,thread_id,message_id,author_role,created_at,channel,rating,text\n"

@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.config import Config, load_config
-from monitor.context import AppContext
-from monitor.ingest import CURSORS, EVENTS, WAITS, Ingestor
-from monitor.store import open_engine
+from monitor.config.loading import Config, load_config
+from monitor.store.accounts import AccountDirectory
+from monitor.store.context import AppContext
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
+from monitor.store.tables import CURSORS, EVENTS, WAITS
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -161,7 +162,7 @@ def test_failure_mid_batch_stores_nothing(
 ) -> None:
     """A crash while deriving waits rolls back the events and the cursor too."""
     ingestor.ingest([event("m0", "customer", 0, thread="t0")])
-    import monitor.ingest as ingest_module
+    import monitor.store.ingest as ingest_module
 
     def explode(*_args: object, **_kw: object) -> list[object]:
         raise RuntimeError("disk on fire")

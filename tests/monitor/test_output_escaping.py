@@ -15,7 +15,8 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.escaping import (
+from monitor.cli.report_formats import render
+from monitor.core.escaping import (
     csv_formula_safe,
     csv_text_cell,
     http_url,
@@ -23,10 +24,9 @@ from monitor.escaping import (
     markdown_url,
     one_line,
 )
-from monitor.figures import Figures, Window
-from monitor.profiles import Targets
-from monitor.report_formats import render
-from monitor.stats import StatsRow
+from monitor.core.figures import Figures, Window
+from monitor.core.profiles import Targets
+from monitor.store.stats import StatsRow
 from monitor.summary.data import AccountWeek, IsoWeek, LongWait, WeekSummary
 from monitor.summary.locale import get_locale
 from monitor.summary.render import render_html, render_markdown

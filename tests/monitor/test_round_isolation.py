@@ -23,16 +23,17 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import Engine, delete, insert, text
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.alert_cycle import AlertCycle
-from monitor.alert_receivers import WebhookReceiver
-from monitor.config import Config, load_config
-from monitor.context import AppContext
-from monitor.ingest import EVENTS, WAITS, Ingestor
-from monitor.metrics import Metrics
-from monitor.round_health import GRACE_INTERVALS, RoundHealth
-from monitor.runtime import Runtime
-from monitor.store import open_engine
+from monitor.config.loading import Config, load_config
+from monitor.core.round_health import GRACE_INTERVALS, RoundHealth
+from monitor.export.metrics import Metrics
+from monitor.notify.alert_cycle import AlertCycle
+from monitor.notify.receivers import WebhookReceiver
+from monitor.service.runtime import Runtime
+from monitor.store.accounts import AccountDirectory
+from monitor.store.context import AppContext
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
+from monitor.store.tables import EVENTS, WAITS
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 NINES = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)

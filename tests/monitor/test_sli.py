@@ -14,14 +14,14 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, func, select
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.config import Config
-from monitor.figures_exporter import FiguresSnapshot
-from monitor.ingest import Ingestor
-from monitor.profiles import BUILTIN_PROFILES
-from monitor.sli import OUTCOMES, SliTotals, decide_outcomes, histogram_buckets
-from monitor.stats import account_stats
-from monitor.store import open_engine
+from monitor.config.loading import Config
+from monitor.core.profiles import BUILTIN_PROFILES
+from monitor.export.figures_exporter import FiguresSnapshot
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
+from monitor.store.sli import OUTCOMES, SliTotals, decide_outcomes, histogram_buckets
+from monitor.store.stats import account_stats
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

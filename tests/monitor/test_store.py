@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, select
 
-from monitor.models import Account, metadata
-from monitor.store import StoreError, head_revision, open_engine
+from monitor.store.engine import StoreError, head_revision, open_engine
+from monitor.store.models import Account, metadata
 from tests.conftest import RunCli
 
 
@@ -68,7 +68,7 @@ def test_db_command_reports_revision(run_cli: RunCli, sqlite_url: str) -> None:
 
 def test_database_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     """--database beats $REPLYWATCH_DATABASE_URL, which beats the config's database."""
-    from monitor.store import DEFAULT_DATABASE_URL, choose_database
+    from monitor.store.engine import DEFAULT_DATABASE_URL, choose_database
 
     monkeypatch.delenv("REPLYWATCH_DATABASE_URL", raising=False)
     assert choose_database(None, None) == DEFAULT_DATABASE_URL

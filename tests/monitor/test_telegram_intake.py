@@ -13,12 +13,13 @@ from sqlalchemy import select
 
 from connectors.base import Event
 from connectors.telegram_webhook import SECRET_HEADER
-from monitor.accounts import AccountDirectory
-from monitor.config import Config
-from monitor.ingest import EVENTS, Ingestor
-from monitor.metrics import Metrics
-from monitor.store import open_engine
-from monitor.webhooks import TelegramWebhook
+from monitor.config.loading import Config
+from monitor.export.metrics import Metrics
+from monitor.http.webhooks import TelegramWebhook
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
+from monitor.store.tables import EVENTS
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "telegram"
 SECRET = "tg-secret-TEST_token-99"

@@ -8,8 +8,8 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.profiles import BUILTIN_PROFILES, WaitRule
-from monitor.waits import ThreadEvent, Wait, derive_waits
+from monitor.core.profiles import BUILTIN_PROFILES, WaitRule
+from monitor.core.waits import ThreadEvent, Wait, derive_waits
 
 T0 = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 STRICT = WaitRule()

@@ -14,12 +14,13 @@ from sqlalchemy import func, select
 from connectors.base import ConnectorSettings, Event
 from connectors.facebook import FacebookConnector
 from connectors.fakes.meta import FakeMeta
-from monitor.accounts import AccountDirectory
-from monitor.config import Config
-from monitor.ingest import EVENTS, WAITS, Ingestor
-from monitor.metrics import Metrics
-from monitor.store import open_engine
-from monitor.webhooks import MetaWebhook
+from monitor.config.loading import Config
+from monitor.export.metrics import Metrics
+from monitor.http.webhooks import MetaWebhook
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
+from monitor.store.tables import EVENTS, WAITS
 
 SECRET = "hook-secret-for-tests"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

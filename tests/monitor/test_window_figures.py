@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.figures import WaitFacts, Window, percentile, window_figures
-from monitor.hours import BusinessCalendar
-from monitor.profiles import BUILTIN_PROFILES
+from monitor.core.figures import WaitFacts, Window, percentile, window_figures
+from monitor.core.hours import BusinessCalendar
+from monitor.core.profiles import BUILTIN_PROFILES
 
 T0 = datetime(2026, 11, 16, 0, 0, tzinfo=UTC)  # a Monday
 STRICT = BUILTIN_PROFILES["strict"]

@@ -21,13 +21,13 @@ import aiohttp
 import pytest
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.config import Config, load_config
-from monitor.context import AppContext
-from monitor.ingest import Ingestor
-from monitor.round_health import GRACE_INTERVALS
-from monitor.runtime import Runtime
-from monitor.store import open_engine
+from monitor.config.loading import Config, load_config
+from monitor.core.round_health import GRACE_INTERVALS
+from monitor.service.runtime import Runtime
+from monitor.store.accounts import AccountDirectory
+from monitor.store.context import AppContext
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
 from tests.conftest import RunCli
 
 CONFIG = """

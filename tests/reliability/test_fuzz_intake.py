@@ -27,11 +27,11 @@ from hypothesis import strategies as st
 from connectors.base import Event
 from connectors.meta_webhook import WebhookPayloadError, parse_meta_webhook
 from connectors.telegram_webhook import TelegramPayloadError, parse_update
-from monitor.config import Config, load_config
-from monitor.csv_import import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, RowParser
-from monitor.events_hook import EventsHook, parse_event
-from monitor.metrics import Metrics
-from monitor.webhooks import MetaWebhook
+from monitor.config.loading import Config, load_config
+from monitor.export.metrics import Metrics
+from monitor.http.events_hook import EventsHook, parse_event
+from monitor.http.webhooks import MetaWebhook
+from monitor.intake.csv_import import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, RowParser
 
 EXAMPLES = int(os.environ.get("REPLYWATCH_FUZZ_EXAMPLES", "2000"))
 FUZZ = settings(

@@ -34,9 +34,11 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.alert_outbox import OUTBOX, Outbox, enqueue
-from monitor.alert_receivers import (
+from monitor.config.loading import Config, load_config
+from monitor.core.escaping import alertmanager_alert, http_url
+from monitor.notify.conversation_alerts import AlertChange
+from monitor.notify.outbox import OUTBOX, Outbox, enqueue
+from monitor.notify.receivers import (
     AlertmanagerReceiver,
     AlertReceiver,
     DeliveryError,
@@ -47,11 +49,9 @@ from monitor.alert_receivers import (
     WebhookReceiver,
     neutral,
 )
-from monitor.config import Config, load_config
-from monitor.conversation_alerts import AlertChange
-from monitor.escaping import alertmanager_alert, http_url
-from monitor.ingest import Ingestor
-from monitor.store import open_engine
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
 from monitor.summary.delivery import SENDS, SummaryMailer
 from tests.fake_alertmanager import FakeAlertmanager, go_request_uri_ok, validate
 from tests.stack import ALERTMANAGER, needs_alertmanager

@@ -23,13 +23,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from monitor.cli import main
-from monitor.config import Config
-from monitor.csv_import import BadRow, CsvFormatError, read_events
-from monitor.csv_records import read_pieces
-from monitor.escaping import FORMULA_STARTS
-from monitor.import_file import UnreadableFile, open_import_text
-from monitor.report_formats import render
+from monitor.cli.main import main
+from monitor.cli.report_formats import render
+from monitor.config.loading import Config
+from monitor.core.escaping import FORMULA_STARTS
+from monitor.intake.csv_import import BadRow, CsvFormatError, read_events
+from monitor.intake.csv_records import read_pieces
+from monitor.intake.import_file import UnreadableFile, open_import_text
 from monitor.summary.locale import get_locale
 from monitor.summary.render import render_markdown
 from tests.monitor.test_output_escaping import hostile_summary, split_cells, stats_row, table_blocks

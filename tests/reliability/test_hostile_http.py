@@ -35,13 +35,13 @@ from hypothesis import strategies as st
 
 from connectors.base import Event
 from connectors.telegram_webhook import SECRET_HEADER
-from monitor.app import build_app
-from monitor.config import Config, load_config
-from monitor.events_hook import EventsHook
-from monitor.http_server import ServerLimits, start_server
-from monitor.intake_bounds import check_identifier, has_lone_surrogate
-from monitor.metrics import Metrics
-from monitor.webhooks import MetaWebhook, TelegramWebhook
+from monitor.config.loading import Config, load_config
+from monitor.core.intake_bounds import check_identifier, has_lone_surrogate
+from monitor.export.metrics import Metrics
+from monitor.http.app import build_app
+from monitor.http.events_hook import EventsHook
+from monitor.http.server import ServerLimits, start_server
+from monitor.http.webhooks import MetaWebhook, TelegramWebhook
 from tests.monitor.test_hostile_intake import deliveries_counted
 from tests.reliability.test_fuzz_intake import FUZZ
 
@@ -339,11 +339,11 @@ FLOOD_SERVER = textwrap.dedent(
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s %(message)s")
 
-    from monitor.app import build_app
-    from monitor.config import load_config
-    from monitor.events_hook import EventsHook
-    from monitor.http_server import ServerLimits, start_server
-    from monitor.metrics import Metrics
+    from monitor.http.app import build_app
+    from monitor.config.loading import load_config
+    from monitor.http.events_hook import EventsHook
+    from monitor.http.server import ServerLimits, start_server
+    from monitor.export.metrics import Metrics
 
     async def main() -> None:
         config = load_config(sys.argv[2])

@@ -27,14 +27,15 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select, text
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.config import Config, load_config
-from monitor.context import AppContext
-from monitor.csv_import import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, RowParser, parse_time
-from monitor.ingest import EVENTS, Ingestor
-from monitor.intake_bounds import has_lone_surrogate
-from monitor.runtime import Runtime
-from monitor.store import open_engine
+from monitor.config.loading import Config, load_config
+from monitor.core.intake_bounds import has_lone_surrogate
+from monitor.intake.csv_import import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, RowParser, parse_time
+from monitor.service.runtime import Runtime
+from monitor.store.accounts import AccountDirectory
+from monitor.store.context import AppContext
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
+from monitor.store.tables import EVENTS
 from tests.conftest import RunCli
 
 EXAMPLES = int(os.environ.get("REPLYWATCH_FUZZ_EXAMPLES", "2000"))

@@ -19,10 +19,10 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from connectors.fakes.meta import FakeMeta
-from monitor.context import AppContext
-from monitor.coordinator import AccountState, PollOutcome
-from monitor.ingest import EVENTS
-from monitor.runtime import Runtime
+from monitor.core.polls import AccountState, PollOutcome
+from monitor.service.runtime import Runtime
+from monitor.store.context import AppContext
+from monitor.store.tables import EVENTS
 
 PAGES = [str(100 + i) for i in range(8)]
 TOKEN = "EAA-MIXED-TEST-SECRET-TOKEN-9"

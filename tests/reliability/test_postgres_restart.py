@@ -37,11 +37,11 @@ from apscheduler.schedulers.base import STATE_PAUSED
 from sqlalchemy import Connection, Engine, event, select
 
 from connectors.fakes.meta import FakeMeta
-from monitor.context import AppContext
-from monitor.coordinator import AccountState, PollOutcome
-from monitor.ingest import WAITS
-from monitor.instance_lock import InstanceLock, InstanceLockError
-from monitor.runtime import Runtime
+from monitor.core.polls import AccountState, PollOutcome
+from monitor.service.runtime import Runtime
+from monitor.store.context import AppContext
+from monitor.store.instance_lock import InstanceLock, InstanceLockError
+from monitor.store.tables import WAITS
 from tests.pg_private import PrivatePostgres, private_postgres
 
 TOKEN = "EAA-PGRESTART-TEST-SECRET-TOKEN-6"

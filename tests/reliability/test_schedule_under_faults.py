@@ -35,10 +35,10 @@ from aiohttp.typedefs import Handler
 from sqlalchemy import func, select
 
 from connectors.fakes.meta import FakeMeta
-from monitor.context import AppContext
-from monitor.coordinator import AccountState, PollOutcome, PollRecord
-from monitor.ingest import EVENTS
-from monitor.runtime import Runtime
+from monitor.core.polls import AccountState, PollOutcome, PollRecord
+from monitor.service.runtime import Runtime
+from monitor.store.context import AppContext
+from monitor.store.tables import EVENTS
 
 TOKEN = "EAA-SCHEDULE-TEST-SECRET-TOKEN-5"
 INTERVAL = 2.0

@@ -22,8 +22,8 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import inspect, text
 
 from connectors.fakes.meta import FakeMeta
-from monitor.context import AppContext
-from monitor.runtime import Runtime
+from monitor.service.runtime import Runtime
+from monitor.store.context import AppContext
 from monitor.summary.data import IsoWeek, summarise_week
 from monitor.summary.locale import get_locale
 from monitor.summary.render import render_html, render_markdown

@@ -25,12 +25,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from connectors.fakes.meta import FakeMeta
-from monitor.accounts import AccountDirectory
-from monitor.config import load_config
-from monitor.context import AppContext
-from monitor.coordinator import AccountState, PollOutcome
-from monitor.runtime import Runtime
-from monitor.store import open_engine
+from monitor.config.loading import load_config
+from monitor.core.polls import AccountState, PollOutcome
+from monitor.service.runtime import Runtime
+from monitor.store.accounts import AccountDirectory
+from monitor.store.context import AppContext
+from monitor.store.engine import open_engine
 
 TOKEN = "EAA-DISKFULL-TEST-SECRET-TOKEN-5"
 APP_SECRET = "diskfull-app-secret"

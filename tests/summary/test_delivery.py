@@ -18,11 +18,11 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, select
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.alert_receivers import SlackReceiver
-from monitor.config import Config, load_config
-from monitor.ingest import Ingestor
-from monitor.store import open_engine
+from monitor.config.loading import Config, load_config
+from monitor.notify.receivers import SlackReceiver
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
 from monitor.summary.data import IsoWeek
 from monitor.summary.delivery import SENDS, SummaryMailer, due_week
 
@@ -244,7 +244,7 @@ async def test_a_chat_digest_goes_out_once(
 
 def test_the_config_names_unknown_digest_receivers_and_groups(tmp_path: Path) -> None:
     """A digest receiver that is not a chat receiver, or a group nobody is in, is refused."""
-    from monitor.config import ConfigError
+    from monitor.config.loading import ConfigError
 
     path = tmp_path / "bad.toml"
     path.write_text("""

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from connectors.base import Event
-from monitor.accounts import AccountDirectory
-from monitor.config import Config
-from monitor.ingest import Ingestor
-from monitor.store import open_engine
+from monitor.config.loading import Config
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.ingest import Ingestor
 from monitor.summary.data import IsoWeek, summarise_week
 from monitor.summary.locale import get_locale
 from monitor.summary.render import render_html, render_markdown
@@ -45,7 +45,7 @@ needs_chromium = pytest.mark.skipif(
 def ibm_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The IBM conversations imported once into a store for the whole module."""
     url = f"sqlite:///{tmp_path_factory.mktemp('ibm') / 'ibm.db'}"
-    from monitor.cli import main
+    from monitor.cli.main import main
 
     assert main(["--database", url, "import", str(IBM)]) == 0
     return url

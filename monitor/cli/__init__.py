@@ -1,0 +1,1 @@
+"""The replywatch command line: the parser and one module per command."""

@@ -1,0 +1,1 @@
+"""``replywatch demo``: the whole product against the fake platforms."""

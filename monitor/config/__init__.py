@@ -1,0 +1,1 @@
+"""The TOML config: its schema, loading, and the secrets it names."""

@@ -1,0 +1,1 @@
+"""Prometheus exposition: the metric specs, the process registry, the figures text."""

@@ -1,0 +1,297 @@
+"""Window figures for Prometheus, served from a snapshot so a scrape never queries the store.
+
+A background refresh computes every account's figures (``monitor.store.stats``, the one
+implementation of metrics.md section 4) for its own profile and window, per account
+(``channel="all"``), per channel and per tier, and keeps the opening times of the waits still
+open. The snapshot is rendered straight to exposition text (:meth:`render_static`): at 10,000
+accounts that is about a million samples, and building prometheus_client objects for each
+would take seconds. ``collect()`` parses that same text, so there is one renderer. The
+open-wait count and the age of the oldest are rendered at scrape time (:meth:`render_live`)
+from the opening times, so they are always current.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from prometheus_client.core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+from sqlalchemy import Engine, select
+
+from monitor.core.figures import Figures
+from monitor.store.accounts import AccountDirectory, account_names
+from monitor.store.sli import SliTotals
+from monitor.store.stats import StatsRow, account_stats
+from monitor.store.tables import WAITS
+
+__all__ = ["FiguresSnapshot"]
+
+_LABELS = ("platform", "account", "channel", "profile", "tier")
+_SLI_LABELS = ("platform", "account", "channel", "tier", "profile")
+_OPEN_LABELS = ("platform", "account", "channel")
+_FIGURES: tuple[tuple[str, str, Callable[[Figures], float | None]], ...] = (
+    ("window_waits", "Waits opened in the profile's window.", lambda f: f.waits),
+    ("window_answered", "Of those, answered.", lambda f: f.answered),
+    (
+        "response_rate_ratio",
+        "Waits answered within the reply deadline / decided waits.",
+        lambda f: f.response_rate,
+    ),
+    (
+        "within_target_ratio",
+        "Waits answered within the response-time target / decided.",
+        lambda f: f.within_target_share,
+    ),
+    (
+        "mean_response_seconds",
+        "Mean response time of answered waits.",
+        lambda f: f.mean_response_seconds,
+    ),
+    (
+        "median_response_seconds",
+        "Median response time of answered waits.",
+        lambda f: f.median_response_seconds,
+    ),
+    (
+        "p90_response_seconds",
+        "90th percentile response time (linear interpolation).",
+        lambda f: f.p90_response_seconds,
+    ),
+    (
+        "target_met",
+        "1 when the badge rule holds, 0 when not (absent: too little data).",
+        lambda f: None if f.target_met is None else float(f.target_met),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    taken_at: datetime
+    # Each row with its (channel, tier) labels: "all" for the side it is not split by.
+    rows: tuple[tuple[StatsRow, str, str], ...]
+    # (platform, account, channel) -> opening times of waits open when the snapshot was taken
+    # that had not closed by then.
+    open_waits: dict[tuple[str, str, str], tuple[datetime, ...]] = field(default_factory=dict)
+    # account id -> (platform, account name)
+    who: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # For the scrape-time render: (label text, open count, oldest opening as Unix time).
+    live: tuple[tuple[str, int, float], ...] = ()
+
+
+class FiguresSnapshot(Collector):
+    """A Prometheus collector over figures computed in the background."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        accounts: AccountDirectory,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sli: SliTotals | None = None,
+        include_live: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.accounts = accounts
+        self.clock = clock
+        self.sli = sli
+        # False when monitor.export.exposition renders the open-wait families itself (render_live).
+        self.include_live = include_live
+        self._snapshot: _Snapshot | None = None
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Recompute every figure from the store (run this off the event loop)."""
+        now = self.clock()
+        with self.engine.connect() as connection:
+            rows = [(r, "all", "all") for r in account_stats(connection, self.accounts, as_of=now)]
+            by_channel = account_stats(connection, self.accounts, as_of=now, by="channel")
+            by_tier = account_stats(connection, self.accounts, as_of=now, by="tier")
+            rows += [(r, r.group or "all", "all") for r in by_channel]
+            rows += [(r, "all", r.group or "all") for r in by_tier]
+            who = account_names(connection)
+            result = connection.execute(
+                select(WAITS.c.account_id, WAITS.c.channel, WAITS.c.opened_at).where(
+                    WAITS.c.closed_at.is_(None)
+                )
+            )
+            open_waits: dict[tuple[str, str, str], list[datetime]] = {}
+            for account_id, channel, opened in result:
+                key = (*who[account_id], channel)
+                open_waits.setdefault(key, []).append(opened)
+        frozen = {k: tuple(v) for k, v in open_waits.items()}
+        snapshot = _Snapshot(now, tuple(rows), frozen, who, _live_rows(frozen))
+        with self._lock:
+            self._snapshot = snapshot
+
+    def render_live(self, openmetrics: bool = False) -> bytes:
+        """The open-wait families in exposition format, aged to this instant (fast path)."""
+        with self._lock:
+            snapshot = self._snapshot
+        now = self.clock().timestamp()
+        out = [_LIVE_HEADERS]
+        rows = snapshot.live if snapshot is not None else ()
+        out += [f"replywatch_open_waits{{{labels}}} {count}.0\n" for labels, count, _ in rows]
+        out.append(_OLDEST_HEADERS)
+        out += [
+            f"replywatch_oldest_open_wait_seconds{{{labels}}} {max(0.0, now - oldest)!r}\n"
+            for labels, _count, oldest in rows
+        ]
+        return "".join(out).encode()
+
+    def describe(self) -> Iterable[Metric]:
+        """Registration must never query: describe with empty families."""
+        return list(_parse(self._render(None, live=True)))
+
+    def collect(self) -> Iterable[Metric]:
+        """The latest snapshot as metric families (parsed from the one text renderer)."""
+        with self._lock:
+            snapshot = self._snapshot
+        return list(_parse(self._render(snapshot, live=self.include_live)))
+
+    def render_static(self, openmetrics: bool = False) -> bytes:
+        """Everything but the scrape-time families, as exposition text (fast path)."""
+        with self._lock:
+            snapshot = self._snapshot
+        return self._render(snapshot, live=False, openmetrics=openmetrics).encode()
+
+    def _render(self, snapshot: _Snapshot | None, live: bool, openmetrics: bool = False) -> str:
+        out: list[str] = []
+        rows = [
+            (
+                _label_text(_LABELS, (r.platform, r.account, channel, r.figures.profile, tier)),
+                r.figures,
+            )
+            for r, channel, tier in (snapshot.rows if snapshot else ())
+        ]
+        for name, text, value_of in _FIGURES:
+            out.append(_header(f"replywatch_{name}", text, "gauge"))
+            for labels, figures in rows:
+                value = value_of(figures)
+                if value is not None:
+                    out.append(f"replywatch_{name}{{{labels}}} {_number(value)}\n")
+        out.append(
+            _header(
+                "replywatch_figures_snapshot_timestamp_seconds",
+                "When the window figures were last computed.",
+                "gauge",
+            )
+        )
+        if snapshot is not None:
+            taken = _number(snapshot.taken_at.timestamp())
+            out.append(f"replywatch_figures_snapshot_timestamp_seconds {taken}\n")
+        sli = self.sli if self.sli is not None else SliTotals(())
+        out += _sli_lines(sli, snapshot.who if snapshot else {}, self.accounts, openmetrics)
+        text = "".join(out)
+        if live:
+            text += self.render_live().decode()
+        return text
+
+
+def _sli_lines(
+    totals: SliTotals,
+    who: dict[int, tuple[str, str]],
+    accounts: AccountDirectory,
+    openmetrics: bool,
+) -> list[str]:
+    # The text format names a counter family with its _total suffix, OpenMetrics without.
+    counter = "replywatch_sli_outcomes" if openmetrics else "replywatch_sli_outcomes_total"
+    outcomes = [
+        _header(
+            counter,
+            "Waits decided against the response-time target: met when "
+            "answered in time, missed when the deadline passed unanswered "
+            "(metrics.md section 6).",
+            "counter",
+        )
+    ]
+    histogram = [
+        _header(
+            "replywatch_response_time_seconds",
+            "Response time of answered waits "
+            "(business seconds when the account has hours), with a bucket at "
+            "every target.",
+            "histogram",
+        )
+    ]
+    bounds = [_go_float(bound) for bound in totals.buckets] + ["+Inf"]
+    # One read of the dict: a reload puts a new one in place meanwhile (SliTotals.load).
+    for key, counts in sorted(totals.counts.items()):
+        account_id, channel, tier = key
+        if account_id not in who:
+            continue
+        platform, name = who[account_id]
+        profile = accounts.policy(name).profile_for(channel).name
+        labels = _label_text(_SLI_LABELS, (platform, name, channel, tier, profile))
+        outcomes.append(f'replywatch_sli_outcomes_total{{{labels},outcome="met"}} {counts.met}.0\n')
+        outcomes.append(
+            f'replywatch_sli_outcomes_total{{{labels},outcome="missed"}} {counts.missed}.0\n'
+        )
+        for bound, count in zip(bounds, counts.cumulative(), strict=True):
+            histogram.append(
+                f'replywatch_response_time_seconds_bucket{{{labels},le="{bound}"}} {count}.0\n'
+            )
+        histogram.append(
+            f"replywatch_response_time_seconds_count{{{labels}}} {counts.answered}.0\n"
+        )
+        histogram.append(
+            f"replywatch_response_time_seconds_sum{{{labels}}} {_number(counts.response_sum)}\n"
+        )
+    return outcomes + histogram
+
+
+def _header(name: str, text: str, kind: str) -> str:
+    return f"# HELP {name} {text}\n# TYPE {name} {kind}\n"
+
+
+def _number(value: float) -> str:
+    number = float(value)
+    return repr(number) if math.isfinite(number) else _go_float(number)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _label_text(names: Sequence[str], values: Sequence[str]) -> str:
+    return ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
+
+
+def _parse(text: str) -> Iterable[Metric]:
+    return text_string_to_metric_families(text)
+
+
+_LIVE_HEADERS = (
+    "# HELP replywatch_open_waits Customers waiting for an answer right now.\n"
+    "# TYPE replywatch_open_waits gauge\n"
+)
+_OLDEST_HEADERS = (
+    "# HELP replywatch_oldest_open_wait_seconds How long the longest-waiting customer has "
+    "waited.\n# TYPE replywatch_oldest_open_wait_seconds gauge\n"
+)
+
+
+def _live_rows(
+    open_waits: dict[tuple[str, str, str], tuple[datetime, ...]],
+) -> tuple[tuple[str, int, float], ...]:
+    rows = []
+    totals: dict[tuple[str, str], list[datetime]] = {}
+    for (platform, account, channel), times in open_waits.items():
+        labels = _label_text(_OPEN_LABELS, (platform, account, channel))
+        rows.append((labels, len(times), min(times).timestamp()))
+        totals.setdefault((platform, account), []).extend(times)
+    for (platform, account), merged in totals.items():
+        labels = _label_text(_OPEN_LABELS, (platform, account, "all"))
+        rows.append((labels, len(merged), min(merged).timestamp()))
+    return tuple(rows)
+
+
+def _go_float(value: float) -> str:
+    # The text Prometheus' own clients give a bucket bound ("900.0"), so `le` matches theirs.
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text

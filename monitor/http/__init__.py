@@ -1,0 +1,1 @@
+"""The HTTP app: /metrics, /healthz and the webhook intake."""

@@ -1,0 +1,1 @@
+"""Reading outside files into events: CSV rows, encodings, batches."""

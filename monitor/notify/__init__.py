@@ -1,0 +1,1 @@
+"""Per-conversation alerts: levels, the outbox, and the receivers they go to."""

@@ -1,0 +1,198 @@
+"""Window figures for stored accounts: read waits from the store, hand them to ``figures``.
+
+Waits are stored for each account's own profile. Asking for another profile whose counting
+rule differs (``--profile meta-badge`` on a ``strict`` account) derives that account's waits
+from its events on the fly, so any profile can be asked about any history.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import Connection, select
+
+from monitor.core.figures import Figures, WaitFacts, Window, window_figures
+from monitor.core.profiles import Profile
+from monitor.core.waits import ThreadEvent, derive_waits
+from monitor.store.accounts import AccountDirectory, AccountPolicy
+from monitor.store.rawsql import RawSql
+from monitor.store.tables import ACCOUNTS, EVENTS
+
+__all__ = ["Grouping", "StatsRow", "account_stats"]
+
+Grouping = Literal["account", "channel", "tier"]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRow:
+    """Figures for one account, or one account and channel or tier."""
+
+    account: str
+    platform: str
+    group: str | None
+    window: Window
+    figures: Figures
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    account_id: int
+    name: str
+    platform: str
+    policy: AccountPolicy
+
+
+def account_stats(
+    connection: Connection,
+    directory: AccountDirectory,
+    *,
+    as_of: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    profile: Profile | None = None,
+    by: Grouping = "account",
+    accounts: Sequence[str] = (),
+) -> list[StatsRow]:
+    """Figures per account (or per channel or tier) over the given or default window."""
+    targets = _targets(connection, directory, accounts)
+    windows = {
+        t.account_id: _window(profile or t.policy.profile, start, end, as_of) for t in targets
+    }
+    stored = [t for t in targets if _stored_matches(t.policy, profile)]
+    derived = [t for t in targets if not _stored_matches(t.policy, profile)]
+    facts: dict[int, list[WaitFacts]] = defaultdict(list)
+    if stored:
+        earliest = min(windows[t.account_id].start for t in stored)
+        latest = max(windows[t.account_id].end for t in stored)
+        for account_id, item in _stored_waits(connection, stored, earliest, latest, as_of):
+            facts[account_id].append(item)
+    for target in derived:
+        facts[target.account_id] = _derive(connection, target, profile)
+    rows = []
+    for target in targets:
+        window = windows[target.account_id]
+        for group, group_facts in _grouped(facts[target.account_id], by):
+            judged = _judging_profile(target.policy, profile, group if by == "channel" else None)
+            figures = window_figures(group_facts, judged, window, target.policy.calendar)
+            rows.append(StatsRow(target.name, target.platform, group, window, figures))
+    return rows
+
+
+def _targets(
+    connection: Connection, directory: AccountDirectory, names: Sequence[str]
+) -> list[_Target]:
+    query = select(ACCOUNTS.c.id, ACCOUNTS.c.name, ACCOUNTS.c.platform).order_by(
+        ACCOUNTS.c.name, ACCOUNTS.c.platform
+    )
+    if names:
+        query = query.where(ACCOUNTS.c.name.in_(list(names)))
+    return [
+        _Target(int(ident), name, platform, directory.policy(name))
+        for ident, name, platform in connection.execute(query)
+    ]
+
+
+def _window(
+    profile: Profile, start: datetime | None, end: datetime | None, as_of: datetime
+) -> Window:
+    window_end = end or as_of
+    window_start = start or window_end - profile.window
+    return Window(start=window_start, end=window_end, as_of=as_of)
+
+
+def _stored_matches(policy: AccountPolicy, profile: Profile | None) -> bool:
+    if profile is None:
+        return True
+    rules = {policy.profile.rule, *(p.rule for p in policy.channel_profiles.values())}
+    return rules == {profile.rule}
+
+
+def _stored_waits(
+    connection: Connection,
+    targets: Sequence[_Target],
+    earliest: datetime,
+    latest: datetime,
+    as_of: datetime,
+) -> Iterable[tuple[int, WaitFacts]]:
+    # Waits opened in the widest window, plus every wait still open at as_of. Read on the
+    # driver cursor: this can be a million rows.
+    wanted = {t.account_id for t in targets}
+    sql = RawSql(connection)
+    mark, time = sql.mark, sql.time
+    rows = sql.fetch(
+        "SELECT account_id, opened_at, closed_at, response_seconds, business_seconds, tier, "
+        f"channel FROM waits WHERE (opened_at >= {mark} AND opened_at < {mark}) "
+        f"OR (opened_at <= {mark} AND (closed_at IS NULL OR closed_at > {mark}))",
+        (time(earliest), time(latest), time(as_of), time(as_of)),
+    )
+    if sql.sqlite:
+        # Inline parsing: a function call per value would cost more than the parse itself.
+        parse, utc = datetime.fromisoformat, "+00:00"
+        for account_id, opened, closed, response, business, tier, channel in rows:
+            if account_id in wanted:
+                closed_at = None if closed is None else parse(closed + utc)
+                facts = WaitFacts(parse(opened + utc), closed_at, response, business, tier, channel)
+                yield account_id, facts
+        return
+    read = sql.read_time
+    for account_id, opened, closed, response, business, tier, channel in rows:
+        if account_id in wanted:
+            closed_at = None if closed is None else read(closed)
+            yield account_id, WaitFacts(read(opened), closed_at, response, business, tier, channel)
+
+
+def _derive(connection: Connection, target: _Target, profile: Profile | None) -> list[WaitFacts]:
+    threads: dict[str, list[ThreadEvent]] = defaultdict(list)
+    first: dict[str, tuple[datetime, str]] = {}
+    result = connection.execute(
+        select(
+            EVENTS.c.thread_id,
+            EVENTS.c.channel,
+            EVENTS.c.created_at,
+            EVENTS.c.author_role,
+            EVENTS.c.message_id,
+            EVENTS.c.rating,
+        ).where(EVENTS.c.account_id == target.account_id)
+    )
+    for thread_id, channel, created, role, message_id, rating in result:
+        threads[thread_id].append(ThreadEvent(created, role, message_id, rating))
+        if thread_id not in first or created < first[thread_id][0]:
+            first[thread_id] = (created, channel)
+    facts = []
+    for thread_id, events in threads.items():
+        channel = first[thread_id][1]
+        rule = (profile or target.policy.profile_for(channel)).rule
+        for wait in derive_waits(events, rule, target.policy.calendar):
+            facts.append(
+                WaitFacts(
+                    wait.opened_at,
+                    wait.closed_at,
+                    wait.response_seconds,
+                    wait.business_seconds,
+                    wait.tier,
+                    channel,
+                )
+            )
+    return facts
+
+
+def _grouped(facts: list[WaitFacts], by: Grouping) -> Iterable[tuple[str | None, list[WaitFacts]]]:
+    if by == "account":
+        yield None, facts
+        return
+    groups: dict[str, list[WaitFacts]] = defaultdict(list)
+    for item in facts:
+        groups[item.channel if by == "channel" else item.tier].append(item)
+    yield from sorted(groups.items())
+
+
+def _judging_profile(
+    policy: AccountPolicy, requested: Profile | None, channel: str | None
+) -> Profile:
+    if requested is not None:
+        return requested
+    return policy.profile_for(channel) if channel else policy.profile
