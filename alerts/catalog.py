@@ -1,8 +1,10 @@
 """Metric names, selectors, thresholds and burn-rate windows, in one place.
 
-The dashboards are built from these names, and a test checks that the alert rules in
-``alerts/rules/*.yaml`` use exactly them (the same selectors, the same burn factors and windows)
-and that the exporter exposes every name; so dashboards, rules and code cannot disagree.
+The names come from the exporter's own table (``monitor.export.specs``), so the code cannot
+export a name the dashboards and rules do not know. The dashboards are built from these names,
+and tests check that the alert rules in ``alerts/rules/*.yaml`` use exactly them (the same
+selectors, the same burn factors and windows) and that every name they use is in the table;
+so dashboards, rules and code cannot disagree.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from monitor.core.profiles import Targets
+from monitor.export import specs
 
 __all__ = [
     "ACCOUNT_TOTAL",
@@ -35,41 +38,41 @@ DEFAULT_TARGETS = Targets()
 
 
 class Metric:
-    """Every series name the dashboards and rules read."""
+    """Every series name the dashboards and rules read, taken from the exporter's table."""
 
-    WINDOW_WAITS = "replywatch_window_waits"
-    WINDOW_ANSWERED = "replywatch_window_answered"
-    RESPONSE_RATE = "replywatch_response_rate_ratio"
-    WITHIN_TARGET = "replywatch_within_target_ratio"
-    MEAN_RESPONSE = "replywatch_mean_response_seconds"
-    MEDIAN_RESPONSE = "replywatch_median_response_seconds"
-    P90_RESPONSE = "replywatch_p90_response_seconds"
-    TARGET_MET = "replywatch_target_met"
-    OPEN_WAITS = "replywatch_open_waits"
-    OLDEST_WAIT = "replywatch_oldest_open_wait_seconds"
-    SLI_OUTCOMES = "replywatch_sli_outcomes_total"
-    RESPONSE_TIME_BUCKET = "replywatch_response_time_seconds_bucket"
-    RESPONSE_TIME_COUNT = "replywatch_response_time_seconds_count"
-    TARGET_RATE = "replywatch_target_rate_ratio"
-    TARGET_RESPONSE = "replywatch_target_response_seconds"
-    TARGET_WARN = "replywatch_target_warn_after_seconds"
-    TARGET_MIN_WAITS = "replywatch_target_min_waits"
-    POLLS = "replywatch_polls_total"
-    POLL_DURATION_BUCKET = "replywatch_poll_duration_seconds_bucket"
-    LAST_POLL_DURATION = "replywatch_last_poll_duration_seconds"
-    LAST_SUCCESS = "replywatch_last_successful_poll_timestamp_seconds"
-    POLL_INTERVAL = "replywatch_poll_interval_seconds"
-    QUOTA_USED = "replywatch_platform_quota_used_ratio"
-    ACCOUNT_STATE = "replywatch_account_state"
-    EVENTS_STORED = "replywatch_events_stored_total"
-    MISSED_ITEMS = "replywatch_connector_missed_items_total"
-    WEBHOOKS = "replywatch_webhook_deliveries_total"
-    ALERT_DELIVERIES = "replywatch_alert_deliveries_total"
-    OUTBOX_PENDING = "replywatch_alert_outbox_pending"
-    ROUND_FAILURES = "replywatch_round_failures_total"
-    ROUND_LAST_SUCCESS = "replywatch_round_last_success_timestamp_seconds"
-    ROUND_INTERVAL = "replywatch_round_interval_seconds"
-    EVENTS_REJECTED = "replywatch_events_rejected_total"
+    WINDOW_WAITS = specs.WINDOW_WAITS.name
+    WINDOW_ANSWERED = specs.WINDOW_ANSWERED.name
+    RESPONSE_RATE = specs.RESPONSE_RATE.name
+    WITHIN_TARGET = specs.WITHIN_TARGET.name
+    MEAN_RESPONSE = specs.MEAN_RESPONSE.name
+    MEDIAN_RESPONSE = specs.MEDIAN_RESPONSE.name
+    P90_RESPONSE = specs.P90_RESPONSE.name
+    TARGET_MET = specs.TARGET_MET.name
+    OPEN_WAITS = specs.OPEN_WAITS.name
+    OLDEST_WAIT = specs.OLDEST_OPEN_WAIT.name
+    SLI_OUTCOMES = specs.SLI_OUTCOMES.total
+    RESPONSE_TIME_BUCKET = specs.RESPONSE_TIME.bucket
+    RESPONSE_TIME_COUNT = specs.RESPONSE_TIME.count
+    TARGET_RATE = specs.TARGET_RATE.name
+    TARGET_RESPONSE = specs.TARGET_RESPONSE.name
+    TARGET_WARN = specs.TARGET_WARN_AFTER.name
+    TARGET_MIN_WAITS = specs.TARGET_MIN_WAITS.name
+    POLLS = specs.POLLS.total
+    POLL_DURATION_BUCKET = specs.POLL_DURATION.bucket
+    LAST_POLL_DURATION = specs.LAST_POLL_DURATION.name
+    LAST_SUCCESS = specs.LAST_SUCCESSFUL_POLL.name
+    POLL_INTERVAL = specs.POLL_INTERVAL.name
+    QUOTA_USED = specs.QUOTA_USED.name
+    ACCOUNT_STATE = specs.ACCOUNT_STATE.name
+    EVENTS_STORED = specs.EVENTS_STORED.total
+    MISSED_ITEMS = specs.MISSED_ITEMS.total
+    WEBHOOKS = specs.WEBHOOK_DELIVERIES.total
+    ALERT_DELIVERIES = specs.ALERT_DELIVERIES.total
+    OUTBOX_PENDING = specs.ALERT_OUTBOX_PENDING.name
+    ROUND_FAILURES = specs.ROUND_FAILURES.total
+    ROUND_LAST_SUCCESS = specs.ROUND_LAST_SUCCESS.name
+    ROUND_INTERVAL = specs.ROUND_INTERVAL.name
+    EVENTS_REJECTED = specs.EVENTS_REJECTED.total
 
 
 PROCESS_METRICS = frozenset(

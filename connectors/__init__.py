@@ -1,12 +1,16 @@
-"""Platform connectors: one module and one class per platform, registered here explicitly.
+"""Platform connectors: one module per platform, each class carrying its platform's record.
 
 A connector knows HTTP, authentication, pagination and the platform's payloads, and nothing
-else; policy (retries, storage, scheduling) lives in `monitor/`.
+else; policy (retries, storage, scheduling) lives in `monitor/`. The registry
+(`connectors.registry`) finds the platform modules in this package, so adding a platform is
+adding its module (see README.md): `CONNECTORS` and `PLATFORMS` below are built from them.
 """
 
 from __future__ import annotations
 
-from connectors.app_store import AppStoreConnector
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from connectors.base import Connector, ConnectorSettings, Event, FetchResult
 from connectors.errors import (
     ConnectorAuthError,
@@ -15,17 +19,19 @@ from connectors.errors import (
     ConnectorRateLimited,
     ConnectorResponseError,
 )
-from connectors.facebook import FacebookConnector
-from connectors.google_business import GoogleBusinessConnector
-from connectors.google_play import GooglePlayConnector
-from connectors.instagram import InstagramConnector
-from connectors.telegram import TelegramConnector
-from connectors.trustpilot import TrustpilotConnector
-from connectors.x import XConnector
+from connectors.platform import PlatformSpec, WebhookRoute
+
+if TYPE_CHECKING:
+    from connectors.registry import CONNECTORS, PLATFORM_ALIASES, PLATFORMS, canonical_platform
+
+# The registry's names load it (and with it every platform's HTTP client) on first use only,
+# so that `import connectors.base` stays free of aiohttp for monitor.core.
+_REGISTRY_NAMES = frozenset({"CONNECTORS", "PLATFORMS", "PLATFORM_ALIASES", "canonical_platform"})
 
 __all__ = [
     "CONNECTORS",
-    "AppStoreConnector",
+    "PLATFORMS",
+    "PLATFORM_ALIASES",
     "Connector",
     "ConnectorAuthError",
     "ConnectorConnectionError",
@@ -34,24 +40,15 @@ __all__ = [
     "ConnectorResponseError",
     "ConnectorSettings",
     "Event",
-    "FacebookConnector",
     "FetchResult",
-    "GoogleBusinessConnector",
-    "GooglePlayConnector",
-    "InstagramConnector",
-    "TelegramConnector",
-    "TrustpilotConnector",
-    "XConnector",
+    "PlatformSpec",
+    "WebhookRoute",
+    "canonical_platform",
 ]
 
-# platform name -> connector class; filled in as connectors land (style.md rule 6).
-CONNECTORS: dict[str, type[Connector]] = {
-    "app_store": AppStoreConnector,
-    "facebook": FacebookConnector,
-    "google_business": GoogleBusinessConnector,
-    "google_play": GooglePlayConnector,
-    "instagram": InstagramConnector,
-    "telegram": TelegramConnector,
-    "trustpilot": TrustpilotConnector,
-    "x": XConnector,
-}
+
+def __getattr__(name: str) -> Any:
+    """The registry's names, loaded when first asked for."""
+    if name in _REGISTRY_NAMES:
+        return getattr(importlib.import_module("connectors.registry"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

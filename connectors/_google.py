@@ -22,25 +22,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 
+from connectors import _http as http
 from connectors.base import ConnectorSettings
-from connectors.errors import (
-    ConnectorAuthError,
-    ConnectorConnectionError,
-    ConnectorError,
-    ConnectorRateLimited,
-    ConnectorResponseError,
-)
+from connectors.errors import ConnectorAuthError, ConnectorError, ConnectorResponseError
 
 __all__ = ["GoogleClient", "GooglePage", "ReplyMemory", "current_token", "parse_rfc3339"]
 
@@ -58,10 +51,11 @@ RATE_STATUSES = frozenset({"RESOURCE_EXHAUSTED"})
 RATE_REASONS = frozenset(
     {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded"}
 )
-AUTH_STATUSES = {
-    "UNAUTHENTICATED": "access token refused (expired, revoked or wrong)",
-    "PERMISSION_DENIED": "permission denied (scope, role or API access missing)",
-}
+REFUSALS = http.Refusals(
+    rate_limited="quota exhausted",
+    unauthorized="access token refused (expired, revoked or wrong)",
+    forbidden="permission denied (scope, role or API access missing)",
+)
 TEMPORARY_STATUSES = frozenset({"UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED", "UNKNOWN"})
 # Google's own messages are worth showing (they say which API is not enabled, for example),
 # but only a bounded piece of them.
@@ -70,6 +64,19 @@ MESSAGE_LIMIT = 160
 _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
 )
+
+
+def _meant_status(status: int, state: str, reasons: list[str]) -> int:
+    """The HTTP status Google's error means: its status and reasons outrank the HTTP one."""
+    if status == 429 or state in RATE_STATUSES or RATE_REASONS.intersection(reasons):
+        return 429
+    if status == 401 or state == "UNAUTHENTICATED":
+        return 401
+    if status == 403 or state == "PERMISSION_DENIED":
+        return 403
+    if status >= 500 or state in TEMPORARY_STATUSES:
+        return 503
+    return status
 
 
 def parse_rfc3339(value: object) -> datetime:
@@ -85,32 +92,9 @@ def parse_rfc3339(value: object) -> datetime:
     return datetime.fromisoformat(f"{day}T{clock}.{micro}{zone}").astimezone(UTC)
 
 
-def _http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if parsed.tzinfo is None:
-        return None
-    return parsed.astimezone(UTC)
-
-
 def retry_after(headers: Mapping[str, str], default: float) -> float:
     """Seconds to wait from ``Retry-After`` (seconds or an HTTP date), else ``default``."""
-    raw = headers.get("Retry-After", "").strip()
-    if not raw:
-        return default
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    until = _http_date(raw)
-    if until is None:
-        return default
-    now = _http_date(headers.get("Date")) or datetime.now(UTC)
-    return max(0.0, (until - now).total_seconds())
+    return http.retry_after(headers, default, http_dates=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,61 +122,25 @@ class GoogleClient:
 
     async def get(self, path: str, params: Mapping[str, str]) -> GooglePage:
         """GET ``path`` (relative to the base URL) and return its JSON object."""
-        url = f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
-        where = self._where(path)
-        headers = {"Authorization": f"Bearer {self.access_token}", "Accept": "application/json"}
-        try:
-            async with self.session.get(
-                url,
-                params=dict(params),
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.request_timeout),
-                allow_redirects=False,
-            ) as response:
-                raw = await response.read()
-                status = response.status
-                answer_headers = dict(response.headers)
-        except TimeoutError as err:
-            raise ConnectorConnectionError(
-                f"{where}: no answer within {self.request_timeout:g} s"
-            ) from err
-        except aiohttp.ClientError as err:
-            # Only the class name: some aiohttp messages repeat request details.
-            raise ConnectorConnectionError(f"{where}: {type(err).__name__}") from err
-        except asyncio.CancelledError:
-            raise
-        content_type = answer_headers.get("Content-Type", "")
-        body = self._decode(raw, status, content_type, answer_headers, where)
-        if status >= 300:
-            raise self._error(status, body, answer_headers, where)
+        reply = await http.send(
+            self.session,
+            "GET",
+            f"{self.base_url.rstrip('/')}/{path.lstrip('/')}",
+            where=self._where(path),
+            timeout=self.request_timeout,
+            params=params,
+            headers={"Authorization": f"Bearer {self.access_token}", "Accept": "application/json"},
+            allow_redirects=False,
+        )
+        if reply.status >= 300:
+            # Judged on the status and Google's error envelope, if the body holds one.
+            raise self._error(reply.status, reply.json_or_none(), reply.headers, reply.where)
+        body = reply.json()
         if not isinstance(body, dict):
-            raise ConnectorResponseError(f"{where}: expected a JSON object (HTTP {status})")
-        return GooglePage(body, _http_date(answer_headers.get("Date")))
-
-    def _decode(
-        self,
-        raw: bytes,
-        status: int,
-        content_type: str,
-        headers: Mapping[str, str],
-        where: str,
-    ) -> Any:
-        if not raw or "json" not in content_type:
-            if status >= 300:
-                return None  # judged on the status alone
-            what = content_type.split(";")[0] or "no type"
             raise ConnectorResponseError(
-                f"{where}: expected JSON, got {'an empty body' if not raw else what} "
-                f"(HTTP {status})"
+                f"{reply.where}: expected a JSON object (HTTP {reply.status})"
             )
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            if status >= 300:
-                return None
-            raise ConnectorResponseError(
-                f"{where}: malformed or truncated JSON ({len(raw)} bytes)"
-            ) from err
+        return GooglePage(body, http.http_date(reply.headers.get("Date")))
 
     def _error(
         self, status: int, body: object, headers: Mapping[str, str], where: str
@@ -200,26 +148,23 @@ class GoogleClient:
         error = body.get("error") if isinstance(body, dict) else None
         if not isinstance(error, dict):
             error = {}
-        state = error.get("status") if isinstance(error.get("status"), str) else ""
-        reasons = [
-            item.get("reason")
+        raw_state = error.get("status")
+        state = raw_state if isinstance(raw_state, str) else ""
+        reasons: list[str] = [
+            item["reason"]
             for item in error.get("errors") or []
             if isinstance(item, dict) and isinstance(item.get("reason"), str)
         ]
         label = f"{where}: HTTP {status}" + (f" {state}" if state else "")
         if reasons:
             label += f" ({reasons[0]})"
-        said = self._message(error.get("message"))
-        if status == 429 or state in RATE_STATUSES or RATE_REASONS.intersection(reasons):
-            wait = retry_after(headers, self.throttle_wait)
-            return ConnectorRateLimited(f"{label}: quota exhausted{said}", wait)
-        if status == 401 or state == "UNAUTHENTICATED":
-            return ConnectorAuthError(f"{label}: {AUTH_STATUSES['UNAUTHENTICATED']}{said}")
-        if status == 403 or state == "PERMISSION_DENIED":
-            return ConnectorAuthError(f"{label}: {AUTH_STATUSES['PERMISSION_DENIED']}{said}")
-        if status >= 500 or state in TEMPORARY_STATUSES:
-            return ConnectorConnectionError(f"{label}: temporary platform failure{said}")
-        return ConnectorResponseError(f"{label}: request refused{said}")
+        return http.refusal(
+            _meant_status(status, state, reasons),
+            label,
+            wait=retry_after(headers, self.throttle_wait),
+            words=REFUSALS,
+            detail=self._message(error.get("message")),
+        )
 
     def _message(self, message: object) -> str:
         if not isinstance(message, str) or not message:

@@ -11,7 +11,6 @@ repr or log line.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -22,9 +21,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 
+from connectors._http import Refusals, Reply, refusal, retry_after, send
 from connectors.errors import (
     ConnectorAuthError,
     ConnectorConnectionError,
+    ConnectorError,
     ConnectorRateLimited,
     ConnectorResponseError,
 )
@@ -47,6 +48,15 @@ AUTH_SUBCODES = {
     467: "token invalid (logged out)",
 }
 USAGE_HEADERS = ("X-App-Usage", "X-Business-Use-Case-Usage", "X-Page-Usage")
+# A 429 without Graph's error object (a gateway's) and without Retry-After: a minute.
+BARE_THROTTLE_WAIT = 60.0
+BARE_REFUSALS = Refusals(
+    rate_limited="throttled",
+    unauthorized="access token refused",
+    refused="refused without a Graph error object",
+)
+# Graph answers JSON, some endpoints as text/javascript.
+GRAPH_TYPES = ("json", "javascript")
 # Consecutive empty pages with a next link followed before paging counts as stuck.
 MAX_EMPTY_PAGES = 10
 
@@ -191,71 +201,44 @@ class GraphClient:
         return f"{parts.scheme}://{parts.netloc}{parts.path}", query
 
     async def _request(self, url: str, params: dict[str, str], path: str) -> dict[str, Any]:
-        query = {**params, "access_token": self.access_token}
-        where = self._where(path)
-        try:
-            async with self.session.get(
-                url, params=query, timeout=aiohttp.ClientTimeout(total=self.request_timeout)
-            ) as response:
-                usage = usage_fraction(response.headers)
-                if usage is not None:
-                    self.quota_used = max(self.quota_used or 0.0, usage)
-                raw = await response.read()
-                status = response.status
-                content_type = response.headers.get("Content-Type", "")
-                headers = dict(response.headers)
-        except TimeoutError as err:
-            raise ConnectorConnectionError(
-                f"{where}: no answer within {self.request_timeout:g} s"
-            ) from err
-        except aiohttp.ClientError as err:
-            # str(err) of connection errors names host and port, never the query string.
-            reason = type(err).__name__
-            raise ConnectorConnectionError(f"{where}: {reason}") from err
-        except asyncio.CancelledError:
-            raise
-        body = self._decode(raw, status, content_type, where)
+        reply = await send(
+            self.session,
+            "GET",
+            url,
+            where=self._where(path),
+            timeout=self.request_timeout,
+            params={**params, "access_token": self.access_token},
+        )
+        usage = usage_fraction(reply.headers)
+        if usage is not None:
+            self.quota_used = max(self.quota_used or 0.0, usage)
+        body, problem = reply.decode(GRAPH_TYPES)
+        if problem is not None:
+            # Gateways answer 5xx and some 429s with HTML: the status says enough.
+            if reply.status >= 500 or reply.status == 429:
+                raise self._bare_refusal(reply)
+            raise ConnectorResponseError(f"{reply.where}: {problem} (HTTP {reply.status})")
         error = body.get("error") if isinstance(body, dict) else None
-        if status >= 400 or error is not None:
-            raise self._error(status, error, headers, where)
+        if isinstance(error, dict):
+            raise self._error(reply.status, error, reply.headers, reply.where)
+        if reply.status >= 400 or error is not None:
+            raise self._bare_refusal(reply)
         if not isinstance(body, dict):
-            raise ConnectorResponseError(f"{where}: expected a JSON object")
+            raise ConnectorResponseError(f"{reply.where}: expected a JSON object")
         return body
 
-    def _decode(self, raw: bytes, status: int, content_type: str, where: str) -> Any:
-        if not raw:
-            if status >= 500:
-                raise ConnectorConnectionError(f"{where}: HTTP {status}")
-            raise ConnectorResponseError(f"{where}: empty body (HTTP {status})")
-        if "json" not in content_type and "javascript" not in content_type:
-            if status >= 500:
-                raise ConnectorConnectionError(f"{where}: HTTP {status}")
-            if status == 429:
-                return {}
-            raise ConnectorResponseError(
-                f"{where}: expected JSON, got {content_type.split(';')[0] or 'no type'} "
-                f"(HTTP {status})"
-            )
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            if status >= 500:
-                raise ConnectorConnectionError(f"{where}: HTTP {status}") from err
-            raise ConnectorResponseError(
-                f"{where}: malformed or truncated JSON ({len(raw)} bytes)"
-            ) from err
+    def _bare_refusal(self, reply: Reply) -> ConnectorError:
+        """A refusal without Graph's error object: judged on the HTTP status."""
+        return refusal(
+            reply.status,
+            f"{reply.where}: HTTP {reply.status}",
+            wait=reply.retry_after(BARE_THROTTLE_WAIT),
+            words=BARE_REFUSALS,
+        )
 
     def _error(
-        self, status: int, error: object, headers: Mapping[str, str], where: str
-    ) -> Exception:
-        if not isinstance(error, dict):
-            if status == 429:
-                return ConnectorRateLimited(f"{where}: HTTP 429", _retry_after(headers, 60.0))
-            if status >= 500:
-                return ConnectorConnectionError(f"{where}: HTTP {status}")
-            if status in (401, 403):
-                return ConnectorAuthError(f"{where}: HTTP {status}")
-            return ConnectorResponseError(f"{where}: HTTP {status} without an error object")
+        self, status: int, error: dict[str, Any], headers: Mapping[str, str], where: str
+    ) -> ConnectorError:
         code = _int(error.get("code"))
         subcode = _int(error.get("error_subcode"))
         kind = str(error.get("type") or "error")
@@ -263,9 +246,7 @@ class GraphClient:
         if code in THROTTLE_CODES or status == 429:
             wait = _regain_seconds(headers)
             if wait is None or wait <= 0:
-                wait = _retry_after(
-                    headers, THROTTLE_DEFAULTS.get(code or 0, DEFAULT_THROTTLE_WAIT)
-                )
+                wait = retry_after(headers, THROTTLE_DEFAULTS.get(code or 0, DEFAULT_THROTTLE_WAIT))
             return ConnectorRateLimited(f"{label}: throttled", wait)
         if code == 190:
             meaning = AUTH_SUBCODES.get(subcode or 0, "access token invalid")
@@ -285,11 +266,3 @@ def _int(value: object) -> int | None:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     return None
-
-
-def _retry_after(headers: Mapping[str, str], default: float) -> float:
-    value = headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return default

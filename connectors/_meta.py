@@ -33,11 +33,22 @@ import aiohttp
 from connectors._graph import GraphClient, parse_graph_time
 from connectors.base import ConnectorSettings, Event, FetchResult, comment_thread, dm_thread
 from connectors.errors import ConnectorResponseError
+from connectors.platform import PlatformSpec, WebhookRoute
 
-__all__ = ["DEFAULT_GRAPH_VERSION", "MetaConnector", "MetaFlavour", "comment_thread", "dm_thread"]
+__all__ = [
+    "DEFAULT_GRAPH_VERSION",
+    "META_WEBHOOK",
+    "MetaConnector",
+    "MetaFlavour",
+    "comment_thread",
+    "dm_thread",
+]
 
 log = logging.getLogger("connectors.meta")
 
+# One webhook serves both platforms (connectors/meta_webhook.py); a delivery names the Page or
+# the Instagram account, each platform's record says by which id.
+META_WEBHOOK = WebhookRoute("meta", "/hooks/meta", ("app_secret", "verify_token"))
 DEFAULT_GRAPH_VERSION = "v21.0"
 OVERLAP = timedelta(minutes=5)
 MESSAGE_DETAIL_LIMIT = 20
@@ -78,6 +89,7 @@ def _text(value: object) -> str | None:
 class MetaConnector:
     """Polls one Page's or Instagram account's DMs and comments."""
 
+    record: ClassVar[PlatformSpec]
     platform: ClassVar[str]
     flavour: ClassVar[MetaFlavour]
     default_base_url: ClassVar[str] = "https://graph.facebook.com"
@@ -172,6 +184,13 @@ class MetaConnector:
                 self.settings.account,
                 missed,
                 MESSAGE_DETAIL_LIMIT,
+                extra={
+                    "event": "messages_missed",
+                    "platform": self.platform,
+                    "account": self.settings.account,
+                    "channel": "dm",
+                    "items": missed,
+                },
             )
         return events, newest.isoformat() if newest else None, missed
 

@@ -1,8 +1,13 @@
-"""The re-read window of review sites that list newest first (App Store, Trustpilot).
+"""What the review connectors share: their events, and the re-read window of newest-first sites.
 
-A reply often comes days after its review, when the review is far older than any overlap, so
-a poll reads back to the newer of two marks: the newest review seen (minus an hour) and the
-oldest review still unanswered (no older than ``options.reply_lookback_days``, default 30).
+Every review site (Google Business Profile, Google Play, App Store, Trustpilot) makes the same
+two events: the review is a ``customer`` event in channel ``review`` with its rating, and the
+owner's answer a ``business`` event in the review's thread (:func:`review_event`).
+
+Re-read window (App Store, Trustpilot): a reply often comes days after its review, when the
+review is far older than any overlap, so a poll reads back to the newer of two marks: the
+newest review seen (minus an hour) and the oldest review still unanswered (no older than
+``options.reply_lookback_days``, default 30).
 """
 
 from __future__ import annotations
@@ -12,13 +17,43 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
-from connectors.base import ConnectorSettings
+from connectors.base import AuthorRole, ConnectorSettings, Event
 
-__all__ = ["DEFAULT_REPLY_LOOKBACK_DAYS", "OVERLAP", "ReviewWindow", "reviews_since"]
+__all__ = [
+    "DEFAULT_REPLY_LOOKBACK_DAYS",
+    "OVERLAP",
+    "ReviewWindow",
+    "review_event",
+    "reviews_since",
+]
 
 log = logging.getLogger("connectors.reviews")
 OVERLAP = timedelta(hours=1)
 DEFAULT_REPLY_LOOKBACK_DAYS = 30
+
+
+def review_event(
+    settings: ConnectorSettings,
+    platform: str,
+    review_id: str,
+    message_id: str,
+    role: AuthorRole,
+    at: datetime,
+    rating: int | None = None,
+    url: str | None = None,
+) -> Event:
+    """One review (``customer``, with its rating) or its answer (``business``) as an event."""
+    return Event(
+        platform=platform,
+        account=settings.account,
+        channel="review",
+        thread_id=review_id,
+        message_id=message_id,
+        author_role=role,
+        created_at=at,
+        rating=rating,
+        thread_url=url,
+    )
 
 
 class ReviewLike(Protocol):
@@ -97,6 +132,11 @@ def _lookback(settings: ConnectorSettings, where: str) -> timedelta:
             where,
             raw,
             DEFAULT_REPLY_LOOKBACK_DAYS,
+            extra={
+                "event": "option_ignored",
+                "account": settings.account,
+                "option": "reply_lookback_days",
+            },
         )
         days = DEFAULT_REPLY_LOOKBACK_DAYS
     return timedelta(days=days)

@@ -22,13 +22,12 @@ is only visible by reading that review again. Reviews unanswered for longer than
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -38,14 +37,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from yarl import URL
 
-from connectors._reviews import ReviewWindow, reviews_since
+from connectors._http import Refusals, Reply, refusal, send
+from connectors._reviews import ReviewWindow, review_event, reviews_since
 from connectors.base import AuthorRole, ConnectorSettings, Event, FetchResult
-from connectors.errors import (
-    ConnectorAuthError,
-    ConnectorConnectionError,
-    ConnectorRateLimited,
-    ConnectorResponseError,
-)
+from connectors.errors import ConnectorAuthError, ConnectorError, ConnectorResponseError
+from connectors.platform import PlatformSpec
 
 __all__ = [
     "AUDIENCE",
@@ -204,7 +200,16 @@ def _load_key(pem: str, where: str) -> ec.EllipticCurvePrivateKey:
 class AppStoreConnector:
     """Polls one app's customer reviews with a team App Store Connect API key."""
 
-    platform: ClassVar[str] = "app_store"
+    record: ClassVar[PlatformSpec] = PlatformSpec(
+        "app_store",
+        ids=("app_id", "issuer_id", "key_id"),
+        secrets=("private_key",),
+        channels=("review",),
+        default_channel="review",
+        poll_interval_seconds=900.0,
+        launched=date(2008, 7, 10),
+    )
+    platform: ClassVar[str] = record.name
 
     def __init__(
         self,
@@ -292,16 +297,7 @@ class AppStoreConnector:
         at: datetime,
         rating: int | None = None,
     ) -> Event:
-        return Event(
-            platform=self.platform,
-            account=self.settings.account,
-            channel="review",
-            thread_id=review.id,
-            message_id=message_id,
-            author_role=role,
-            created_at=at,
-            rating=rating,
-        )
+        return review_event(self.settings, self.platform, review.id, message_id, role, at, rating)
 
     async def _pages(self) -> AsyncIterator[tuple[_Review, ...]]:
         url: URL = URL(f"{self.base_url}/v1/apps/{self.app_id}/customerReviews").with_query(
@@ -330,82 +326,46 @@ class AppStoreConnector:
     # -- HTTP -------------------------------------------------------------------------------
 
     async def _request(self, url: URL) -> object:
-        headers = {"Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
-        try:
-            async with self.session.get(
-                url,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.settings.request_timeout),
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                content_type = response.headers.get("Content-Type", "")
-                rate = parse_rate_limit(response.headers.get("X-Rate-Limit"))
-                retry_after = response.headers.get("Retry-After")
-                raw = await response.read()
-        except TimeoutError as err:
-            raise ConnectorConnectionError(
-                f"{self.where}: no answer within {self.settings.request_timeout:g} s"
-            ) from err
-        except aiohttp.ClientError as err:
-            # The type says what happened; str(err) could carry a URL.
-            raise ConnectorConnectionError(f"{self.where}: {type(err).__name__}") from err
+        reply = await send(
+            self.session,
+            "GET",
+            url,
+            where=self.where,
+            timeout=self.settings.request_timeout,
+            headers={"Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"},
+            allow_redirects=False,
+        )
+        rate = parse_rate_limit(reply.headers.get("X-Rate-Limit"))
         if rate is not None:
             # A rolling hour: the newest figure is the truest.
             self.quota_used = min(1.0, max(0.0, 1 - rate[1] / rate[0]))
-        body = self._decode(raw, status, content_type)
-        if status >= 300:
-            raise self._error(status, body, rate, retry_after)
-        return body
-
-    def _decode(self, raw: bytes, status: int, content_type: str) -> object:
-        if status >= 400:
+        if reply.status >= 300:
             # The status decides what failed; a gateway's error body may be anything.
-            try:
-                return json.loads(raw) if "json" in content_type else None
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                return None
-        if "json" not in content_type:
-            kind = content_type.split(";")[0] or "no type"
-            raise ConnectorResponseError(f"{self.where}: expected JSON, got {kind} (HTTP {status})")
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ConnectorResponseError(
-                f"{self.where}: malformed or truncated JSON ({len(raw)} bytes, HTTP {status})"
-            ) from err
+            raise self._error(reply, rate)
+        return reply.json()
 
-    def _error(
-        self,
-        status: int,
-        body: object,
-        rate: tuple[int, int] | None,
-        retry_after: str | None,
-    ) -> Exception:
-        code = _error_code(body)
-        label = f"{self.where}: HTTP {status}" + (f" {code}" if code else "")
-        if status == 429:
-            wait = _seconds(retry_after)
-            if wait is None:
-                wait = EXHAUSTED_WAIT if rate is not None and rate[1] <= 0 else BURST_WAIT
-            return ConnectorRateLimited(f"{label}: rate limit reached", wait)
-        if status == 401:
+    def _error(self, reply: Reply, rate: tuple[int, int] | None) -> ConnectorError:
+        code = _error_code(reply.json_or_none())
+        if reply.status == 401:
             # The next poll signs a fresh token (it may have been refused for clock skew).
             self._token = None
-            return ConnectorAuthError(
-                f"{label}: the API token was refused (revoked key, wrong key_id or issuer_id, "
-                "or a clock far off)"
-            )
-        if status == 403:
-            return ConnectorAuthError(
-                f"{label}: the API key may not read customer reviews "
-                "(it needs the Customer Support role or higher)"
-            )
-        if status >= 500:
-            return ConnectorConnectionError(f"{label}: temporary platform failure")
-        if status == 404:
-            return ConnectorResponseError(f"{label}: app {self.app_id} not found")
-        return ConnectorResponseError(f"{label}: request refused")
+        exhausted = rate is not None and rate[1] <= 0
+        return refusal(
+            reply.status,
+            f"{self.where}: HTTP {reply.status}" + (f" {code}" if code else ""),
+            wait=reply.retry_after(EXHAUSTED_WAIT if exhausted else BURST_WAIT),
+            words=Refusals(
+                unauthorized=(
+                    "the API token was refused (revoked key, wrong key_id or issuer_id, "
+                    "or a clock far off)"
+                ),
+                forbidden=(
+                    "the API key may not read customer reviews "
+                    "(it needs the Customer Support role or higher)"
+                ),
+                not_found=f"app {self.app_id} not found",
+            ),
+        )
 
 
 def _error_code(body: object) -> str | None:
@@ -414,10 +374,3 @@ def _error_code(body: object) -> str | None:
     code = first.get("code") if isinstance(first, dict) else None
     # Only Apple's upper-case codes: never echo free text from a body into a message.
     return code if isinstance(code, str) and _SAFE_CODE.match(code) else None
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None

@@ -27,14 +27,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal
+from datetime import date, datetime, timedelta
+from typing import Any, ClassVar
 
 import aiohttp
 
 from connectors._google import GoogleClient, ReplyMemory, current_token, parse_rfc3339
-from connectors.base import ConnectorSettings, Event, FetchResult
+from connectors._reviews import review_event
+from connectors.base import AuthorRole, ConnectorSettings, Event, FetchResult
 from connectors.errors import ConnectorResponseError
+from connectors.platform import PlatformSpec
 
 __all__ = ["STAR_RATINGS", "GoogleBusinessConnector"]
 
@@ -64,7 +66,17 @@ def _strip(value: str, prefix: str) -> str:
 class GoogleBusinessConnector:
     """Polls the reviews of one Google Business Profile location."""
 
-    platform: ClassVar[str] = "google_business"
+    record: ClassVar[PlatformSpec] = PlatformSpec(
+        "google_business",
+        ids=("account_id", "location_id"),
+        secrets=("access_token",),
+        channels=("review",),
+        default_channel="review",
+        poll_interval_seconds=300.0,
+        # Google Places reviews, which Business Profile inherited.
+        launched=date(2007, 1, 1),
+    )
+    platform: ClassVar[str] = record.name
     default_base_url: ClassVar[str] = "https://mybusiness.googleapis.com"
 
     def __init__(self, settings: ConnectorSettings, session: aiohttp.ClientSession) -> None:
@@ -190,20 +202,11 @@ class GoogleBusinessConnector:
         self,
         thread: str,
         message: str,
-        role: Literal["customer", "business"],
+        role: AuthorRole,
         at: datetime,
         rating: int | None,
     ) -> Event:
-        return Event(
-            platform=self.platform,
-            account=self.settings.account,
-            channel="review",
-            thread_id=thread,
-            message_id=message,
-            author_role=role,
-            created_at=at,
-            rating=rating,
-        )
+        return review_event(self.settings, self.platform, thread, message, role, at, rating)
 
     def _time(self, value: object, what: str) -> datetime:
         try:

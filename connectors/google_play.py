@@ -34,14 +34,16 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ClassVar
 
 import aiohttp
 
 from connectors._google import GoogleClient, ReplyMemory, current_token, parse_rfc3339
-from connectors.base import ConnectorSettings, Event, FetchResult
+from connectors._reviews import review_event
+from connectors.base import AuthorRole, ConnectorSettings, Event, FetchResult
 from connectors.errors import ConnectorResponseError
+from connectors.platform import PlatformSpec
 
 __all__ = ["WINDOW", "GooglePlayConnector", "parse_play_time"]
 
@@ -84,7 +86,16 @@ class _Review:
 class GooglePlayConnector:
     """Polls the reviews of one app on Google Play."""
 
-    platform: ClassVar[str] = "google_play"
+    record: ClassVar[PlatformSpec] = PlatformSpec(
+        "google_play",
+        ids=("package_name",),
+        secrets=("access_token",),
+        channels=("review",),
+        default_channel="review",
+        poll_interval_seconds=900.0,
+        launched=date(2008, 10, 22),
+    )
+    platform: ClassVar[str] = record.name
     default_base_url: ClassVar[str] = "https://androidpublisher.googleapis.com"
 
     def __init__(self, settings: ConnectorSettings, session: aiohttp.ClientSession) -> None:
@@ -146,6 +157,7 @@ class GooglePlayConnector:
                 "modified in the last 7; older ones are only in Play Console's CSV exports",
                 where,
                 asked / timedelta(days=1),
+                extra={"event": "backfill_truncated", **self._log_fields()},
             )
             return 1
         try:
@@ -161,6 +173,7 @@ class GooglePlayConnector:
             where,
             since / timedelta(days=1),
             (read_at - WINDOW).isoformat(timespec="minutes"),
+            extra={"event": "poll_gap_exceeded_window", **self._log_fields()},
         )
         return 1
 
@@ -251,19 +264,13 @@ class GooglePlayConnector:
         review: _Review,
         message_id: str,
         at: datetime,
-        role: Literal["customer", "business"] = "business",
+        role: AuthorRole = "business",
         rating: int | None = None,
     ) -> Event:
-        return Event(
-            platform=self.platform,
-            account=self.settings.account,
-            channel="review",
-            thread_id=review.id,
-            message_id=message_id,
-            author_role=role,
-            created_at=at,
-            rating=rating,
-        )
+        return review_event(self.settings, self.platform, review.id, message_id, role, at, rating)
+
+    def _log_fields(self) -> dict[str, str]:
+        return {"platform": self.platform, "account": self.settings.account, "channel": "review"}
 
     def _bad(self, what: str) -> ConnectorResponseError:
         return ConnectorResponseError(f"{self.platform}/{self.settings.account}: {what}")

@@ -8,9 +8,11 @@ Instagram user token. The business is told apart by ``from.id == ig_user_id`` on
 
 from __future__ import annotations
 
+from datetime import date
 from typing import ClassVar
 
-from connectors._meta import MetaConnector, MetaFlavour
+from connectors._meta import META_WEBHOOK, MetaConnector, MetaFlavour
+from connectors.platform import PlatformSpec
 
 __all__ = ["InstagramConnector"]
 
@@ -18,7 +20,18 @@ __all__ = ["InstagramConnector"]
 class InstagramConnector(MetaConnector):
     """Polls an Instagram professional account through the Graph API."""
 
-    platform: ClassVar[str] = "instagram"
+    record: ClassVar[PlatformSpec] = PlatformSpec(
+        "instagram",
+        ids=("ig_user_id",),
+        secrets=("access_token",),
+        channels=("dm", "comment"),
+        default_channel="dm",
+        launched=date(2010, 10, 6),
+        aliases=("ig",),
+        webhook=META_WEBHOOK.for_account_id("ig_user_id"),
+        fake="meta",
+    )
+    platform: ClassVar[str] = record.name
     flavour: ClassVar[MetaFlavour] = MetaFlavour(
         platform="instagram",
         owner_key="ig_user_id",

@@ -37,11 +37,12 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 import aiohttp
 
+from connectors._http import Refusals, Reply, refusal, send
 from connectors.base import AuthorRole, ConnectorSettings, Event, FetchResult
 from connectors.errors import (
     ConnectorAuthError,
@@ -49,6 +50,7 @@ from connectors.errors import (
     ConnectorRateLimited,
     ConnectorResponseError,
 )
+from connectors.platform import PlatformSpec, WebhookRoute
 
 __all__ = [
     "ALLOWED_UPDATES",
@@ -77,6 +79,8 @@ DEFAULT_RETRY_AFTER = 30.0
 # (a "retry_after" of 34 hours was seen) loses updates for certain. An hour is far above any
 # real flood wait and leaves 23 of the 24 hours to catch up.
 MAX_RETRY_AFTER = 3600.0
+# Refusals without Telegram's JSON (a proxy's): the bot token is the only credential.
+REFUSALS = Refusals(unauthorized="bot token refused", forbidden="bot token refused")
 _RETRY_IN_TEXT = re.compile(r"retry after (\d+)", re.IGNORECASE)
 
 
@@ -246,7 +250,19 @@ def _offset(cursor: Mapping[str, str]) -> int | None:
 class TelegramConnector:
     """Polls one bot's Telegram Business chats with ``getUpdates``."""
 
-    platform: ClassVar[str] = "telegram"
+    record: ClassVar[PlatformSpec] = PlatformSpec(
+        "telegram",
+        ids=(),
+        secrets=("bot_token",),
+        channels=("dm",),
+        default_channel="dm",
+        # Telegram forgets an update after 24 h: poll often.
+        poll_interval_seconds=5.0,
+        launched=date(2013, 8, 14),
+        # The route names the account: each account's bot has its own secret token.
+        webhook=WebhookRoute("telegram", "/hooks/telegram/<account>", ("secret_token",)),
+    )
+    platform: ClassVar[str] = record.name
 
     def __init__(self, settings: ConnectorSettings, session: aiohttp.ClientSession) -> None:
         self.settings = settings
@@ -368,6 +384,11 @@ class TelegramConnector:
                 "telegram/%s: a business connection could not be resolved; its messages are "
                 "classified by chat id",
                 self.settings.account,
+                extra={
+                    "event": "business_connection_unresolved",
+                    "platform": "telegram",
+                    "account": self.settings.account,
+                },
             )
             return None
         if not isinstance(result, dict):
@@ -403,53 +424,41 @@ class TelegramConnector:
 
     async def _request(self, method: str, params: Mapping[str, Any]) -> Any:
         """POST one method as JSON; return ``result`` or raise from the exception tree."""
-        where = self._where(method)
         # The token is part of the path: never let the URL reach a message or a log line.
-        url = f"{self.base_url}/bot{self._token}/{method}"
-        timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout + self.long_poll)
-        try:
-            async with self.session.post(url, json=dict(params), timeout=timeout) as response:
-                raw = await response.read()
-                status = response.status
-                retry_header = response.headers.get("Retry-After", "")
-        except TimeoutError as err:
-            raise ConnectorConnectionError(
-                f"{where}: no answer within {timeout.total:g} s"
-            ) from err
-        except (aiohttp.ClientError, ValueError) as err:
-            # str(err) of some aiohttp errors holds the URL, and so the token.
-            raise ConnectorConnectionError(f"{where}: {type(err).__name__}") from None
-        body = self._decode(raw, status, retry_header, where)
-        if body.get("ok") is True and status < 400:
+        reply = await send(
+            self.session,
+            "POST",
+            f"{self.base_url}/bot{self._token}/{method}",
+            where=self._where(method),
+            timeout=self.settings.request_timeout + self.long_poll,
+            json_body=params,
+            url_holds_secret=True,
+        )
+        body = self._decode(reply)
+        if body.get("ok") is True and reply.status < 400:
             if "result" not in body:
-                raise ConnectorResponseError(f"{where}: ok without a result")
+                raise ConnectorResponseError(f"{reply.where}: ok without a result")
             return body["result"]
-        raise self._error(body, status, retry_header, where)
+        raise self._error(body, reply)
 
-    def _decode(self, raw: bytes, status: int, retry_header: str, where: str) -> dict[str, Any]:
-        try:
-            body = json.loads(raw) if raw else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            body = None
-            if status < 400:
-                raise ConnectorResponseError(
-                    f"{where}: malformed or truncated JSON ({len(raw)} bytes)"
-                ) from None
+    def _decode(self, reply: Reply) -> dict[str, Any]:
+        # Telegram's content type is not checked: its answers are JSON, whatever a proxy says.
+        body, problem = reply.decode(accept=None)
         if isinstance(body, dict):
             return body
+        status = reply.status
         if status == 429:
-            raise self._flood_wait(f"{where}: HTTP 429", _seconds(retry_header))
-        if status >= 500:
-            raise ConnectorConnectionError(f"{where}: HTTP {status}")
-        if status in (401, 403):
-            raise ConnectorAuthError(f"{where}: HTTP {status}: bot token refused")
-        if not raw:
-            raise ConnectorResponseError(f"{where}: empty body (HTTP {status})")
-        raise ConnectorResponseError(f"{where}: expected a JSON object (HTTP {status})")
+            raise self._flood_wait(
+                f"{reply.where}: HTTP 429", reply.retry_after(DEFAULT_RETRY_AFTER)
+            )
+        if status >= 500 or status in (401, 403):
+            raise refusal(status, f"{reply.where}: HTTP {status}", wait=0.0, words=REFUSALS)
+        if problem is not None:
+            raise ConnectorResponseError(f"{reply.where}: {problem} (HTTP {status})")
+        raise ConnectorResponseError(f"{reply.where}: expected a JSON object (HTTP {status})")
 
-    def _error(
-        self, body: Mapping[str, Any], status: int, retry_header: str, where: str
-    ) -> Exception:
+    def _error(self, body: Mapping[str, Any], reply: Reply) -> Exception:
+        status, where = reply.status, reply.where
         code = body.get("error_code")
         code = code if isinstance(code, int) and not isinstance(code, bool) else status
         description = body.get("description")
@@ -487,6 +496,12 @@ class TelegramConnector:
                 self.settings.account,
                 asked,
                 MAX_RETRY_AFTER,
+                extra={
+                    "event": "flood_wait_capped",
+                    "platform": "telegram",
+                    "account": self.settings.account,
+                    "retry_after_s": MAX_RETRY_AFTER,
+                },
             )
         self._capping = True
         return ConnectorRateLimited(
@@ -518,10 +533,3 @@ def _retry_after(hint: object, description: str) -> float:
             return math.inf  # an integer past float's range: capped like any long wait
     found = _RETRY_IN_TEXT.search(description)
     return float(found.group(1)) if found else DEFAULT_RETRY_AFTER
-
-
-def _seconds(header: str) -> float:
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        return DEFAULT_RETRY_AFTER

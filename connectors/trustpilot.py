@@ -24,26 +24,22 @@ visible by reading that review again. Reviews unanswered for longer than
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
-from connectors._reviews import ReviewWindow, reviews_since
+from connectors._http import Refusals, refusal, send
+from connectors._reviews import ReviewWindow, review_event, reviews_since
 from connectors.base import AuthorRole, ConnectorSettings, Event, FetchResult
-from connectors.errors import (
-    ConnectorAuthError,
-    ConnectorConnectionError,
-    ConnectorRateLimited,
-    ConnectorResponseError,
-)
+from connectors.errors import ConnectorRateLimited, ConnectorResponseError
+from connectors.platform import PlatformSpec
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -209,7 +205,16 @@ def parse_reviews_page(body: object, where: str) -> ReviewPage:
 class TrustpilotConnector:
     """Polls one business unit's service reviews with an API key and a business user token."""
 
-    platform: ClassVar[str] = "trustpilot"
+    record: ClassVar[PlatformSpec] = PlatformSpec(
+        "trustpilot",
+        ids=("business_unit_id",),
+        secrets=("api_key", "access_token"),
+        channels=("review",),
+        default_channel="review",
+        poll_interval_seconds=600.0,
+        launched=date(2007, 1, 1),
+    )
+    platform: ClassVar[str] = record.name
 
     def __init__(
         self,
@@ -234,6 +239,14 @@ class TrustpilotConnector:
         self.budget = budget if budget is not None else _shared_budget(self._api_key)
         self.base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.window = ReviewWindow(settings, self.where)
+        self._refusals = Refusals(
+            unauthorized=(
+                "the API key or the business user access token was refused "
+                "(access tokens expire: issue a new one)"
+            ),
+            forbidden=f"the business user may not read business unit {self.business_unit_id}",
+            not_found=f"business unit {self.business_unit_id} not found",
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(account={self.settings.account!r})"
@@ -264,16 +277,9 @@ class TrustpilotConnector:
         at: datetime,
         stars: int | None = None,
     ) -> Event:
-        return Event(
-            platform=self.platform,
-            account=self.settings.account,
-            channel="review",
-            thread_id=review.id,
-            message_id=message_id,
-            author_role=role,
-            created_at=at,
-            rating=stars,
-            thread_url=review_url(review.id),
+        url = review_url(review.id)
+        return review_event(
+            self.settings, self.platform, review.id, message_id, role, at, stars, url
         )
 
     async def _pages(self) -> AsyncIterator[tuple[_Review, ...]]:
@@ -306,73 +312,26 @@ class TrustpilotConnector:
                 f"{self.where}: Trustpilot's call budget is used up; not calling", wait
             )
         self.budget.spend()
-        url = f"{self.base_url}/v1/private/business-units/{self.business_unit_id}/reviews"
-        params = {"page": str(page), "perPage": str(PER_PAGE), "orderBy": "createdat.desc"}
-        headers = {
-            "apikey": self._api_key,
-            "Authorization": f"Bearer {self._access_token}",
-            "Accept": "application/json",
-        }
-        try:
-            async with self.session.get(
-                url,
-                params=params,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.settings.request_timeout),
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                content_type = response.headers.get("Content-Type", "")
-                retry_after = response.headers.get("Retry-After")
-                raw = await response.read()
-        except TimeoutError as err:
-            raise ConnectorConnectionError(
-                f"{self.where}: no answer within {self.settings.request_timeout:g} s"
-            ) from err
-        except aiohttp.ClientError as err:
-            # The type says what happened; str(err) could carry a URL.
-            raise ConnectorConnectionError(f"{self.where}: {type(err).__name__}") from err
-        if status >= 300:
-            raise self._error(status, retry_after)
-        if "json" not in content_type:
-            kind = content_type.split(";")[0] or "no type"
-            raise ConnectorResponseError(f"{self.where}: expected JSON, got {kind} (HTTP {status})")
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ConnectorResponseError(
-                f"{self.where}: malformed or truncated JSON ({len(raw)} bytes)"
-            ) from err
-
-    def _error(self, status: int, retry_after: str | None) -> Exception:
-        # Trustpilot's error bodies are not documented; the status alone decides.
-        label = f"{self.where}: HTTP {status}"
-        if status == 429:
-            wait = _seconds(retry_after)
-            return ConnectorRateLimited(
-                f"{label}: rate limit reached",
-                DEFAULT_RATE_LIMIT_WAIT if wait is None else wait,
+        reply = await send(
+            self.session,
+            "GET",
+            f"{self.base_url}/v1/private/business-units/{self.business_unit_id}/reviews",
+            where=self.where,
+            timeout=self.settings.request_timeout,
+            params={"page": str(page), "perPage": str(PER_PAGE), "orderBy": "createdat.desc"},
+            headers={
+                "apikey": self._api_key,
+                "Authorization": f"Bearer {self._access_token}",
+                "Accept": "application/json",
+            },
+            allow_redirects=False,
+        )
+        if reply.status >= 300:
+            # Trustpilot's error bodies are not documented; the status alone decides.
+            raise refusal(
+                reply.status,
+                f"{self.where}: HTTP {reply.status}",
+                wait=reply.retry_after(DEFAULT_RATE_LIMIT_WAIT),
+                words=self._refusals,
             )
-        if status == 401:
-            return ConnectorAuthError(
-                f"{label}: the API key or the business user access token was refused "
-                "(access tokens expire: issue a new one)"
-            )
-        if status == 403:
-            return ConnectorAuthError(
-                f"{label}: the business user may not read business unit {self.business_unit_id}"
-            )
-        if status >= 500:
-            return ConnectorConnectionError(f"{label}: temporary platform failure")
-        if status == 404:
-            return ConnectorResponseError(
-                f"{label}: business unit {self.business_unit_id} not found"
-            )
-        return ConnectorResponseError(f"{label}: request refused")
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
+        return reply.json()

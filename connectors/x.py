@@ -31,26 +31,20 @@ anything else ``ConnectorResponseError``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import aiohttp
-from multidict import CIMultiDict
 
+from connectors._http import Refusals, refusal, retry_after, send
 from connectors.base import ConnectorSettings, Event, FetchResult, comment_thread, dm_thread
-from connectors.errors import (
-    ConnectorAuthError,
-    ConnectorConnectionError,
-    ConnectorRateLimited,
-    ConnectorResponseError,
-)
+from connectors.errors import ConnectorAuthError, ConnectorRateLimited, ConnectorResponseError
+from connectors.platform import PlatformSpec
 
 __all__ = ["DEFAULT_BASE_URL", "XConnector", "parse_x_time", "post_url"]
 
@@ -71,6 +65,9 @@ MENTION_REACH = 800
 DM_REACH = timedelta(days=30)
 
 log = logging.getLogger("connectors.x")
+REFUSALS = Refusals(
+    rate_limited="rate limited", unauthorized="token refused (wrong, expired or revoked)"
+)
 # Why X refused, by the last segment of the problem ``type`` URL.
 PROBLEM_HINTS = {
     "unsupported-authentication": (
@@ -126,7 +123,19 @@ def _number(value: str | None) -> float | None:
 class XConnector:
     """Polls one X account's mentions, its replies to them, and its direct messages."""
 
-    platform: ClassVar[str] = "x"
+    # DMs need a user-context token; an app's bearer token reads mentions only, so mentions
+    # are the default and DMs are asked for with channels = ["mention", "dm"].
+    record: ClassVar[PlatformSpec] = PlatformSpec(
+        "x",
+        ids=("user_id",),
+        secrets=("bearer_token",),
+        channels=("mention", "dm"),
+        default_channel="mention",
+        default_channels=("mention",),
+        launched=date(2006, 3, 21),
+        aliases=("twitter",),
+    )
+    platform: ClassVar[str] = record.name
 
     def __init__(self, settings: ConnectorSettings, session: aiohttp.ClientSession) -> None:
         self.settings = settings
@@ -142,6 +151,10 @@ class XConnector:
         self.quota_used: float | None = None
         # Only to tell whether a backfill reaches further back than X keeps direct messages.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        # X's history limits are logged when they start and stop mattering, not at every poll
+        # (a poll that fails after the check would otherwise repeat it until one succeeds).
+        self._at_mention_reach = False
+        self._told_dm_reach = False
 
     def __repr__(self) -> str:
         return f"XConnector(account={self.settings.account!r})"
@@ -164,31 +177,62 @@ class XConnector:
             events.update((event.message_id, event) for event in found)
             if mark:
                 new_cursor[key] = mark
-            if key == "mention" and read >= MENTION_REACH:
-                missed += 1
-                log.warning(
-                    "x/%s: %d mentions read, X's limit: older mentions in this window cannot "
-                    "be read and may be missing from the figures",
-                    self.settings.account,
-                    read,
-                )
+            if key == "mention":
+                if read >= MENTION_REACH:
+                    missed += 1  # counted at every poll: each may have lost mentions
+                self._note_mention_reach(read)
         if "dm" in self.settings.channels and "dm_reach_checked" not in cursor:
-            new_cursor["dm_reach_checked"] = "1"  # warn once per account, not every poll
+            new_cursor["dm_reach_checked"] = "1"  # counted once per account, not every poll
             reach = self.clock() - DM_REACH
             if self.settings.backfill_since < reach:
                 missed += 1
-                log.warning(
-                    "x/%s: direct messages older than 30 days cannot be read; the backfill "
-                    "starts at %s",
-                    self.settings.account,
-                    reach.date().isoformat(),
-                )
+                self._note_dm_reach(reach)
         if "dm" in self.settings.channels:
             found, mark = await self._direct_messages(cursor.get("dm"))
             events.update((event.message_id, event) for event in found)
             if mark:
                 new_cursor["dm"] = mark
         return FetchResult(tuple(events.values()), new_cursor, missed, self.quota_used)
+
+    def _note_mention_reach(self, read: int) -> None:
+        """Log when polls start or stop reaching X's 800-mention limit."""
+        reached = read >= MENTION_REACH
+        if reached == self._at_mention_reach:
+            return
+        self._at_mention_reach = reached
+        fields = {"platform": "x", "account": self.settings.account, "channel": "mention"}
+        if reached:
+            log.warning(
+                "x/%s: %d mentions read, X's limit: older mentions in this window cannot "
+                "be read and may be missing from the figures",
+                self.settings.account,
+                read,
+                extra={"event": "history_limit_reached", "items": read, **fields},
+            )
+        else:
+            log.info(
+                "x/%s: mentions are within X's limit again (%d read)",
+                self.settings.account,
+                read,
+                extra={"event": "history_limit_cleared", "items": read, **fields},
+            )
+
+    def _note_dm_reach(self, reach: datetime) -> None:
+        """Log once that a backfill asks for direct messages older than X keeps."""
+        if self._told_dm_reach:
+            return
+        self._told_dm_reach = True
+        log.warning(
+            "x/%s: direct messages older than 30 days cannot be read; the backfill starts at %s",
+            self.settings.account,
+            reach.date().isoformat(),
+            extra={
+                "event": "backfill_truncated",
+                "platform": "x",
+                "account": self.settings.account,
+                "channel": "dm",
+            },
+        )
 
     # -- posts ---------------------------------------------------------------------------
 
@@ -339,37 +383,33 @@ class XConnector:
             query = {**params, "pagination_token": following}
 
     async def _request(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
-        """GET ``/2/<path>``: the one place that does I/O and translates its failures."""
-        where = f"x/{self.settings.account} {path}"
-        try:
-            async with self.session.get(
-                f"{self.base_url}/2/{path}",
-                params=params,
-                headers={"Authorization": f"Bearer {self._token}"},
-                timeout=aiohttp.ClientTimeout(total=self.settings.request_timeout),
-            ) as response:
-                raw = await response.read()
-                status = response.status
-                headers: Mapping[str, str] = CIMultiDict(response.headers)
-        except TimeoutError as err:
-            raise ConnectorConnectionError(
-                f"{where}: no answer within {self.settings.request_timeout:g} s"
-            ) from err
-        except aiohttp.ClientError as err:
-            raise ConnectorConnectionError(f"{where}: {type(err).__name__}") from err
-        except asyncio.CancelledError:
-            raise
-        self._note_quota(headers)
-        body, unreadable = _parse(raw, headers.get("Content-Type", ""))
-        if status >= 400:
-            raise _error(status, body if isinstance(body, dict) else {}, headers, where)
-        if unreadable is not None:
-            raise ConnectorResponseError(f"{where}: {unreadable} (HTTP {status})")
+        """GET ``/2/<path>`` and translate its failures (X sends ``problem+json`` errors)."""
+        reply = await send(
+            self.session,
+            "GET",
+            f"{self.base_url}/2/{path}",
+            where=f"x/{self.settings.account} {path}",
+            timeout=self.settings.request_timeout,
+            params=params,
+            headers={"Authorization": f"Bearer {self._token}"},
+        )
+        self._note_quota(reply.headers)
+        if reply.status >= 400:
+            refused = reply.json_or_none()
+            raise _error(
+                reply.status,
+                refused if isinstance(refused, dict) else {},
+                reply.headers,
+                reply.where,
+            )
+        body = reply.json()
         if not isinstance(body, dict):
-            raise ConnectorResponseError(f"{where}: expected a JSON object")
+            raise ConnectorResponseError(f"{reply.where}: expected a JSON object")
         if "data" not in body and "meta" not in body:
             # A 200 holding only errors[], e.g. a user id that does not exist.
-            raise ConnectorResponseError(f"{where}: {_describe(body) or 'neither data nor meta'}")
+            raise ConnectorResponseError(
+                f"{reply.where}: {_describe(body) or 'neither data nor meta'}"
+            )
         return body
 
     def _note_quota(self, headers: Mapping[str, str]) -> None:
@@ -378,18 +418,6 @@ class XConnector:
         if limit and remaining is not None and limit > 0:
             used = min(1.0, max(0.0, 1.0 - remaining / limit))
             self.quota_used = max(self.quota_used or 0.0, used)
-
-
-def _parse(raw: bytes, content_type: str) -> tuple[Any, str | None]:
-    """The JSON body, or why there is none (X sends ``application/problem+json`` errors)."""
-    if not raw:
-        return None, "empty body"
-    if "json" not in content_type:
-        return None, f"expected JSON, got {content_type.split(';')[0] or 'no type'}"
-    try:
-        return json.loads(raw), None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None, f"malformed or truncated JSON ({len(raw)} bytes)"
 
 
 def _problem_kind(body: Mapping[str, Any]) -> str:
@@ -429,23 +457,27 @@ def _error(
         return ConnectorRateLimited(
             f"{where}: HTTP {status} usage cap reached ({period.lower()} cap)", USAGE_CAP_WAIT
         )
-    if status == 429 or 88 in codes:
-        return ConnectorRateLimited(f"{label}: rate limited", _wait(headers))
-    if status == 401 or codes & {32, 89}:
-        return ConnectorAuthError(f"{label}: token refused (wrong, expired or revoked)")
-    if status == 403:
+    if status == 403 and not codes & {32, 88, 89}:
         hint = PROBLEM_HINTS.get(kind, "permission missing")
         return ConnectorAuthError(f"{where}: HTTP 403 {body.get('title') or 'Forbidden'}: {hint}")
-    if status >= 500:
-        return ConnectorConnectionError(f"{label}: temporary platform failure")
-    return ConnectorResponseError(f"{label}: request refused")
+    return refusal(_meant_status(status, codes), label, wait=_wait(headers), words=REFUSALS)
+
+
+def _meant_status(status: int, codes: set[int]) -> int:
+    """The HTTP status X's v1.1-style codes mean: 88 is a rate limit, 32 and 89 bad tokens."""
+    if status == 429 or 88 in codes:
+        return 429
+    if status == 401 or codes & {32, 89}:
+        return 401
+    return status
 
 
 def _wait(headers: Mapping[str, str]) -> float:
-    """Seconds until the limit resets, measured on the server's clock when it sends one."""
-    retry_after = _number(headers.get("Retry-After"))
-    if retry_after is not None:
-        return max(0.0, retry_after)
+    """Seconds to wait: ``Retry-After``, else until ``x-rate-limit-reset`` on the server's clock."""
+    return retry_after(headers, _until_reset(headers))
+
+
+def _until_reset(headers: Mapping[str, str]) -> float:
     reset = _number(headers.get("x-rate-limit-reset"))
     if reset is None:
         return WINDOW_SECONDS

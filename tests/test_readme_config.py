@@ -29,7 +29,7 @@ def test_each_example_loads(tmp_path: Path, block: str) -> None:
 
 def test_the_example_config_has_every_platform_and_loads() -> None:
     """examples/replywatch.toml configures one account of every platform replywatch knows."""
-    from monitor.core.platforms import PLATFORMS
+    from connectors import PLATFORMS
 
     example = Path(__file__).resolve().parents[1] / "examples" / "replywatch.toml"
     config = load_config(example)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,11 +25,14 @@ from typing import Any
 
 import jwt
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
+from connectors.fakes._demo import DemoTraffic, Handle
 from connectors.fakes._switches import Failure, FailureSwitches
 
-__all__ = ["FAILURE_KINDS", "FakeAppStore", "error_body"]
+__all__ = ["FAILURE_KINDS", "FakeAppStore", "demo_traffic", "error_body"]
 
 AUDIENCE = "appstoreconnect-v1"
 MAX_TOKEN_LIFETIME = 20 * 60
@@ -424,3 +428,34 @@ def _response_resource(review: _Review, origin: str) -> dict[str, Any]:
         "relationships": {"review": {"data": {"type": "customerReviews", "id": review.id}}},
         "links": {"self": f"{origin}/v1/customerReviewResponses/{response.id}"},
     }
+
+
+def demo_traffic() -> DemoTraffic:
+    """The demo's game studio answering App Store reviews, signing with a fresh key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    fake = FakeAppStore(
+        issuer_id="57246542-96fe-1a63-e053-0824d011072a",
+        key_id="DEMOKEY001",
+        public_key=key.public_key(),
+    )
+    fake.add_app("1234567890")
+    rng = random.Random(10)
+
+    def write(_n: int, at: datetime) -> Handle:
+        return fake.add_review("1234567890", at, rating=rng.choice((1, 3, 4, 5, 5)))
+
+    return DemoTraffic(
+        "game-ios",
+        "app_store",
+        fake.app,
+        {"app_id": "1234567890", "issuer_id": fake.issuer_id, "key_id": fake.key_id},
+        {"private_key": pem},
+        write,
+        fake.respond,
+        2,
+        (15, 50),
+        0.1,
+    )

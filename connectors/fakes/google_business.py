@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,9 +30,17 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from connectors.fakes._demo import DemoTraffic, Handle
 from connectors.fakes._switches import Failure, FailureSwitches
 
-__all__ = ["FAILURE_KINDS", "Failure", "FakeGoogleApi", "FakeGoogleBusiness", "google_time"]
+__all__ = [
+    "FAILURE_KINDS",
+    "Failure",
+    "FakeGoogleApi",
+    "FakeGoogleBusiness",
+    "demo_traffic",
+    "google_time",
+]
 
 FAILURE_KINDS = frozenset({
     "server_error", "slow", "reset", "rate_limited", "expired_token", "permission",
@@ -96,6 +105,10 @@ class FakeGoogleApi(FailureSwitches):
     def advance(self, delta: timedelta) -> None:
         """Move the fake's clock (it dates responses and, for Play, the 7-day window)."""
         self.now += delta
+
+    def set_clock(self, now: datetime) -> None:
+        """Set the fake's clock (the demo keeps it at the wall clock)."""
+        self.now = _aware(now)
 
     # -- responses -----------------------------------------------------------------------------
 
@@ -449,3 +462,29 @@ class FakeGoogleBusiness(FakeGoogleApi):
         """No reviews, and a token for the page that was asked for."""
         start = self.read_token(request.query.get("pageToken", "")) or 0
         return {"nextPageToken": self.page_token(start)}
+
+
+def demo_traffic() -> DemoTraffic:
+    """The demo's hotel answering Google reviews."""
+    token = "ya29.demo-business-token"
+    fake = FakeGoogleBusiness(datetime.now(UTC))
+    fake.add_location("1122334455", "9988776655", token)
+    rng = random.Random(8)
+
+    def write(_n: int, at: datetime) -> Handle:
+        stars = rng.choice((1, 2, 3, 4, 5, 5, 5))
+        return fake.add_review("1122334455", "9988776655", at, stars)
+
+    return DemoTraffic(
+        "hotel-google",
+        "google_business",
+        fake.app,
+        {"account_id": "1122334455", "location_id": "9988776655"},
+        {"access_token": token},
+        write,
+        fake.reply,
+        2,
+        (10, 60),
+        0.15,
+        tick=fake.set_clock,
+    )

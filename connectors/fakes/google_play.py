@@ -14,15 +14,17 @@ Google's error envelope and the failure switches come from
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from aiohttp import web
 
+from connectors.fakes._demo import DemoTraffic, Handle
 from connectors.fakes.google_business import FakeGoogleApi
 
-__all__ = ["WINDOW", "FakeGooglePlay", "play_time"]
+__all__ = ["WINDOW", "FakeGooglePlay", "demo_traffic", "play_time"]
 
 WINDOW = timedelta(days=7)
 DEFAULT_PAGE_SIZE = 10
@@ -227,3 +229,28 @@ class FakeGooglePlay(FakeGoogleApi):
         """No reviews, and a token for the page that was asked for."""
         start = self.read_token(request.query.get("token", "")) or 0
         return {"tokenPagination": {"nextPageToken": self.page_token(start)}}
+
+
+def demo_traffic() -> DemoTraffic:
+    """The demo's game studio answering Google Play reviews."""
+    token = "ya29.demo-play-token"
+    fake = FakeGooglePlay(datetime.now(UTC))
+    fake.add_app("com.example.game", token)
+    rng = random.Random(9)
+
+    def write(_n: int, at: datetime) -> Handle:
+        return fake.add_review("com.example.game", at, rng.choice((1, 2, 4, 5, 5)))
+
+    return DemoTraffic(
+        "game-android",
+        "google_play",
+        fake.app,
+        {"package_name": "com.example.game"},
+        {"access_token": token},
+        write,
+        fake.reply,
+        2,
+        (15, 45),
+        0.2,
+        tick=fake.set_clock,
+    )

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 import socket
 import struct
@@ -39,9 +40,10 @@ from typing import Any
 
 from aiohttp import web
 
+from connectors.fakes._demo import DemoTraffic, Handle
 from connectors.fakes._switches import Failure
 
-__all__ = ["FAILURE_KINDS", "Failure", "FakeTelegram"]
+__all__ = ["FAILURE_KINDS", "Failure", "FakeTelegram", "demo_traffic"]
 
 RETENTION = timedelta(hours=24)
 MAX_LIMIT = 100
@@ -578,3 +580,32 @@ class FakeTelegram:
                 "pending_update_count": len(self.pending),
             }
         )
+
+
+def demo_traffic() -> DemoTraffic:
+    """The demo's florist chatting with customers through Telegram Business."""
+    token = "7000000001:AAHdemoTOKENfor_the_replywatch_demo_0123"
+    fake = FakeTelegram(token)
+    connection = fake.add_business_connection(
+        5100000001, datetime.now(UTC), connection_id="BCdemo0001AAAAdTb6"
+    )
+    rng = random.Random(7)
+
+    def write(n: int, at: datetime) -> Handle:
+        customer = 6100000000 + n
+        fake.customer_message(connection, customer, at)
+        if rng.random() < 0.2:  # an away message: automated, never an answer
+            fake.away_message(connection, customer, at)
+        return customer
+
+    return DemoTraffic(
+        "florist-telegram",
+        "telegram",
+        fake.app,
+        {},
+        {"bot_token": token},
+        write,
+        lambda customer, at: fake.business_reply(connection, customer, at),
+        4,
+        (4, 20),
+    )

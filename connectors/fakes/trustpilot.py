@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,9 +26,10 @@ from typing import Any
 
 from aiohttp import web
 
+from connectors.fakes._demo import DemoTraffic, Handle
 from connectors.fakes._switches import Failure, FailureSwitches
 
-__all__ = ["DEFAULT_LIMITS", "FAILURE_KINDS", "FakeTrustpilot"]
+__all__ = ["DEFAULT_LIMITS", "FAILURE_KINDS", "FakeTrustpilot", "demo_traffic"]
 
 DEFAULT_LIMITS: tuple[tuple[float, int], ...] = ((300.0, 833), (3600.0, 10_000))
 MAX_PER_PAGE = 100
@@ -302,3 +304,27 @@ def _record(review: _Review, unit: _BusinessUnit) -> dict[str, Any]:
         "reviewVerificationLevel": "verified",
         "links": [],
     }
+
+
+def demo_traffic() -> DemoTraffic:
+    """The demo's shop answering Trustpilot reviews."""
+    api_key, access = "demo-trustpilot-key", "demo-trustpilot-token"
+    fake = FakeTrustpilot(api_key=api_key, access_token=access)
+    fake.add_business_unit("5c1a2b3c4d5e6f0001234567")
+    rng = random.Random(11)
+
+    def write(_n: int, at: datetime) -> Handle:
+        return fake.add_review("5c1a2b3c4d5e6f0001234567", at, stars=rng.choice((1, 2, 4, 5)))
+
+    return DemoTraffic(
+        "shop-trustpilot",
+        "trustpilot",
+        fake.app,
+        {"business_unit_id": "5c1a2b3c4d5e6f0001234567"},
+        {"api_key": api_key, "access_token": access},
+        write,
+        fake.reply,
+        2,
+        (10, 40),
+        0.1,
+    )

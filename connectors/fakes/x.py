@@ -31,9 +31,10 @@ from typing import Any
 
 from aiohttp import web
 
+from connectors.fakes._demo import DemoTraffic, Handle
 from connectors.fakes._switches import Failure, FailureSwitches
 
-__all__ = ["DEFAULT_LIMITS", "FakeX"]
+__all__ = ["DEFAULT_LIMITS", "FakeX", "demo_traffic"]
 
 # Twitter's snowflake epoch (2010-11-04T01:42:54.657Z), in milliseconds.
 TWEPOCH_MS = 1288834974657
@@ -518,3 +519,29 @@ class FakeX(FailureSwitches):
         body["meta"].pop("newest_id", None)
         body["meta"].pop("oldest_id", None)
         return body
+
+
+def demo_traffic() -> DemoTraffic:
+    """The demo's airline answering mentions on X."""
+    token = "demo-x-token"
+    fake = FakeX(app_token=token)
+    fake.add_user("900001", "airline_help")
+
+    def write(n: int, at: datetime) -> Handle:
+        customer = f"91{n:06d}"
+        fake.add_user(customer, f"traveller{n}")
+        return fake.customer_mention("900001", customer, at)
+
+    return DemoTraffic(
+        "airline-x",
+        "x",
+        fake.app,
+        {"user_id": "900001"},
+        {"bearer_token": token},
+        write,
+        lambda post, at: fake.business_reply("900001", post, at),
+        5,
+        (6, 30),
+        0.1,
+        channels=("mention",),
+    )

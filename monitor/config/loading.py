@@ -33,7 +33,7 @@ import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import ValidationError
 
 from connectors.base import CHANNELS, Channel
+from connectors.registry import PLATFORMS, launch_days, webhook_routes
 from monitor.config.schema import (
     AccountModel,
     AlertsModel,
@@ -51,8 +52,7 @@ from monitor.config.schema import (
 )
 from monitor.config.secrets import LiveSecrets, SecretError, resolve_secret
 from monitor.core.hours import DAY_NAMES, BusinessCalendar, ScheduleError
-from monitor.core.intake_bounds import IntakeBounds
-from monitor.core.platforms import PLATFORMS
+from monitor.core.intake_bounds import DEFAULT_MAX_AHEAD, IntakeBounds
 from monitor.core.profiles import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile, WaitRule
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "WebhookConfig",
+    "intake_bounds",
     "load_config",
 ]
 
@@ -126,6 +127,13 @@ class WebhookConfig:
     tokens: tuple[tuple[str, tuple[str, ...] | None], ...] = field(default=(), repr=False)
 
 
+def intake_bounds(
+    earliest: date | None = None, max_ahead: timedelta = DEFAULT_MAX_AHEAD
+) -> IntakeBounds:
+    """The plausibility window, with each known platform's launch day from its record."""
+    return IntakeBounds(earliest, max_ahead, launch_days())
+
+
 @dataclass(frozen=True)
 class Config:
     """The resolved config: profiles by name and accounts by name."""
@@ -140,7 +148,7 @@ class Config:
     backfill: timedelta = timedelta(days=7)
     listen: str = "127.0.0.1:9874"
     refresh_interval: timedelta = timedelta(seconds=15)
-    intake: IntakeBounds = field(default_factory=IntakeBounds)
+    intake: IntakeBounds = field(default_factory=intake_bounds)
     webhooks: Mapping[str, WebhookConfig] = field(default_factory=dict)
     alerts: AlertsModel = field(default_factory=AlertsModel)
     summary: SummaryModel = field(default_factory=SummaryModel)
@@ -314,7 +322,7 @@ def _resolve(model: ConfigModel, path: Path) -> Config:
         backfill=settings.backfill,
         listen=settings.listen,
         refresh_interval=settings.refresh_interval,
-        intake=IntakeBounds(settings.earliest_event, settings.max_clock_skew),
+        intake=intake_bounds(settings.earliest_event, settings.max_clock_skew),
         webhooks={
             platform: WebhookConfig(
                 dict(hook.secrets),
@@ -390,20 +398,24 @@ def _build_profile(name: str, spec: ProfileModel, base: Profile) -> Profile:
     )
 
 
-# The secrets each webhook needs, and which webhooks exist.
-_WEBHOOK_SECRETS = {
-    "meta": ("app_secret", "verify_token"),
-    "events": ("token",),
-    "telegram": ("secret_token",),
-}
+# The generic push route, for channels no platform record covers (README: /hooks/events).
+_EVENTS_WEBHOOK_SECRETS = ("token",)
+
+
+def _webhook_secrets() -> dict[str, tuple[str, ...]]:
+    """The secrets each webhook needs, and which webhooks exist (from the platform records)."""
+    needed = {name: route.secrets for name, route in webhook_routes().items()}
+    needed["events"] = _EVENTS_WEBHOOK_SECRETS
+    return needed
 
 
 def _check_webhooks(model: ConfigModel, file: str, problems: list[ConfigProblem]) -> None:
     names = {account.name for account in model.accounts}
+    webhook_secrets = _webhook_secrets()
     for name, hook in model.webhooks.items():
-        needed = _WEBHOOK_SECRETS.get(name)
+        needed = webhook_secrets.get(name)
         if needed is None:
-            known = ", ".join(sorted(_WEBHOOK_SECRETS))
+            known = ", ".join(sorted(webhook_secrets))
             problems.append(
                 ConfigProblem(file, None, f"webhooks.{name}", f"unknown webhook (known: {known})")
             )

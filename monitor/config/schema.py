@@ -21,10 +21,10 @@ from pydantic import (
 )
 
 from connectors.base import Channel
+from connectors.registry import canonical_platform
 from monitor.config.secrets import is_reference
 from monitor.core.durations import parse_duration
 from monitor.core.intake_bounds import DEFAULT_MAX_AHEAD
-from monitor.core.platforms import canonical_platform
 from monitor.core.profiles import DEFAULT_PROFILE, Targets
 
 __all__ = [

@@ -10,10 +10,9 @@ database, so it would fail the whole batch it arrived in.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-
-from monitor.core.platforms import PLATFORMS
 
 __all__ = [
     "DEFAULT_EARLIEST",
@@ -57,19 +56,21 @@ def clean_text(text: str) -> str:
 class IntakeBounds:
     """The plausibility window for event times.
 
-    ``earliest`` None means each platform's own launch day (no Facebook message predates
-    Facebook); ``max_ahead`` is how far past the server's clock a time may be.
+    ``earliest`` None means each platform's own launch day from ``launched`` (no Facebook
+    message predates Facebook; the config fills it from the platform records), and
+    DEFAULT_EARLIEST for platforms it does not name; ``max_ahead`` is how far past the server's
+    clock a time may be.
     """
 
     earliest: date | None = None
     max_ahead: timedelta = DEFAULT_MAX_AHEAD
+    launched: Mapping[str, date] = field(default_factory=dict)
 
     def earliest_for(self, platform: str) -> datetime:
         """The earliest time accepted for an event of this platform (midnight UTC of its day)."""
         day = self.earliest
         if day is None:
-            spec = PLATFORMS.get(platform)
-            day = spec.launched if spec is not None else DEFAULT_EARLIEST
+            day = self.launched.get(platform, DEFAULT_EARLIEST)
         return datetime.combine(day, time(), tzinfo=UTC)
 
     def check_time(self, platform: str, created_at: datetime, now: datetime) -> None:

@@ -3,7 +3,9 @@
 Workers serve no metrics of their own: polls (``poll_state``, ``poll_counts``), alert
 deliveries (``alert_outbox``) and weekly summaries (``summary_sends``) are counted from the
 tables every worker writes, so every serving replica renders the same numbers, Prometheus
-may scrape any of them, and the rules see one series per account.
+may scrape any of them, and the rules see one series per account. Names, help texts and
+labels are those of the table (``monitor.export.specs``, the families marked
+``from_database``), the same the process registry of ``replywatch run`` uses.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine, func, select
 
 from monitor.core.polls import AccountState, PollOutcome
-from monitor.polling.cluster.poll_state import POLL_COUNTS, POLL_STATE
+from monitor.export import specs
+from monitor.export.specs import MetricSpec
 from monitor.store.accounts import account_names
-from monitor.store.tables import OUTBOX, SENDS
+from monitor.store.tables import OUTBOX, POLL_COUNTS, POLL_STATE, SENDS
 
 __all__ = ["ClusterHealth"]
 
-_LABELS = ["platform", "account"]
 SUMMARIES = SENDS
 
 
@@ -85,44 +87,21 @@ class ClusterHealth(Collector):
         with self._lock:
             self._rows, self._counts, self._deliveries = rows, counts, deliveries
 
+    def describe(self) -> Iterable[Metric]:
+        """Registration must never query: describe with empty families."""
+        return [_family(spec) for spec in _FAMILIES]
+
     def collect(self) -> Iterable[Metric]:
         """The families, in the names and labels ``replywatch run`` uses."""
         with self._lock:
             rows, counts, deliveries = self._rows, self._counts, self._deliveries
-        polls = CounterMetricFamily(
-            "replywatch_polls", "Polls by outcome.", labels=[*_LABELS, "outcome"]
-        )
-        state = GaugeMetricFamily(
-            "replywatch_account_state",
-            "1 for the polling state the account is in (ok, failing, rate_limited, "
-            "auth_failed, starting), 0 for the others.",
-            labels=[*_LABELS, "state"],
-        )
-        success = GaugeMetricFamily(
-            "replywatch_last_successful_poll_timestamp_seconds",
-            "Unix time of the last successful poll.",
-            labels=_LABELS,
-        )
-        duration = GaugeMetricFamily(
-            "replywatch_last_poll_duration_seconds",
-            "How long the account's last poll took, fetch and store.",
-            labels=_LABELS,
-        )
-        quota = GaugeMetricFamily(
-            "replywatch_platform_quota_used_ratio",
-            "The platform's own usage figure for this account's credentials (0-1).",
-            labels=_LABELS,
-        )
-        missed = CounterMetricFamily(
-            "replywatch_connector_missed_items",
-            "Items the platform would not show in full (they may be missing from figures).",
-            labels=_LABELS,
-        )
-        interval = GaugeMetricFamily(
-            "replywatch_poll_interval_seconds",
-            "How often the account is polled when all is well.",
-            labels=_LABELS,
-        )
+        polls = _counter(specs.POLLS)
+        state = _gauge(specs.ACCOUNT_STATE)
+        success = _gauge(specs.LAST_SUCCESSFUL_POLL)
+        duration = _gauge(specs.LAST_POLL_DURATION)
+        quota = _gauge(specs.QUOTA_USED)
+        missed = _counter(specs.MISSED_ITEMS)
+        interval = _gauge(specs.POLL_INTERVAL)
         for row in rows:
             labels = [row.platform, row.account]
             done = counts.get((row.platform, row.account), {})
@@ -154,25 +133,46 @@ class _Deliveries:
 
     def families(self) -> list[Metric]:
         """The families ``replywatch run`` counts in memory, with the same names."""
-        alerts = CounterMetricFamily(
-            "replywatch_alert_deliveries",
-            "Per-conversation alert deliveries by result (failed ones are retried).",
-            labels=["result"],
-        )
+        alerts = _counter(specs.ALERT_DELIVERIES)
         alerts.add_metric(["delivered"], self.delivered)
         alerts.add_metric(["failed"], self.failed_attempts)
-        pending = GaugeMetricFamily(
-            "replywatch_alert_outbox_pending", "Alert notifications stored but not yet delivered."
-        )
+        pending = _gauge(specs.ALERT_OUTBOX_PENDING)
         pending.add_metric([], self.pending)
-        summaries = CounterMetricFamily(
-            "replywatch_summary_sends",
-            "Weekly summaries (mails and chat digests) by result; failed ones are retried.",
-            labels=["result"],
-        )
+        summaries = _counter(specs.SUMMARY_SENDS)
         summaries.add_metric(["sent"], self.sent)
         summaries.add_metric(["failed"], self.failed_sends)
         return [alerts, pending, summaries]
+
+
+# The families collect() yields, in its order: those of the table read from the database.
+_FAMILIES = (
+    specs.POLLS,
+    specs.ACCOUNT_STATE,
+    specs.LAST_SUCCESSFUL_POLL,
+    specs.LAST_POLL_DURATION,
+    specs.QUOTA_USED,
+    specs.MISSED_ITEMS,
+    specs.POLL_INTERVAL,
+    specs.ALERT_DELIVERIES,
+    specs.ALERT_OUTBOX_PENDING,
+    specs.SUMMARY_SENDS,
+)
+
+
+def _counter(spec: MetricSpec) -> CounterMetricFamily:
+    if spec.type != "counter":
+        raise ValueError(f"{spec.name} is a {spec.type}, not a counter")
+    return CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
+
+
+def _gauge(spec: MetricSpec) -> GaugeMetricFamily:
+    if spec.type != "gauge":
+        raise ValueError(f"{spec.name} is a {spec.type}, not a gauge")
+    return GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+
+
+def _family(spec: MetricSpec) -> Metric:
+    return _counter(spec) if spec.type == "counter" else _gauge(spec)
 
 
 def _read_deliveries(connection: Connection) -> _Deliveries:

@@ -7,7 +7,8 @@ open. The snapshot is rendered straight to exposition text (:meth:`render_static
 accounts that is about a million samples, and building prometheus_client objects for each
 would take seconds. ``collect()`` parses that same text, so there is one renderer. The
 open-wait count and the age of the oldest are rendered at scrape time (:meth:`render_live`)
-from the opening times, so they are always current.
+from the opening times, so they are always current. Names, help texts, types and label order
+are those of the table (``monitor.export.specs``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from prometheus_client.utils import floatToGoString
 from sqlalchemy import Engine, select
 
 from monitor.core.figures import Figures
+from monitor.export import specs
+from monitor.export.specs import MetricSpec
 from monitor.store.accounts import AccountDirectory, account_names
 from monitor.store.sli import SliTotals
 from monitor.store.stats import StatsRow, account_stats
@@ -32,42 +35,19 @@ from monitor.store.tables import WAITS
 
 __all__ = ["FiguresSnapshot"]
 
-_LABELS = ("platform", "account", "channel", "profile", "tier")
-_SLI_LABELS = ("platform", "account", "channel", "tier", "profile")
-_OPEN_LABELS = ("platform", "account", "channel")
-_FIGURES: tuple[tuple[str, str, Callable[[Figures], float | None]], ...] = (
-    ("window_waits", "Waits opened in the profile's window.", lambda f: f.waits),
-    ("window_answered", "Of those, answered.", lambda f: f.answered),
-    (
-        "response_rate_ratio",
-        "Waits answered within the reply deadline / decided waits.",
-        lambda f: f.response_rate,
-    ),
-    (
-        "within_target_ratio",
-        "Waits answered within the response-time target / decided.",
-        lambda f: f.within_target_share,
-    ),
-    (
-        "mean_response_seconds",
-        "Mean response time of answered waits.",
-        lambda f: f.mean_response_seconds,
-    ),
-    (
-        "median_response_seconds",
-        "Median response time of answered waits.",
-        lambda f: f.median_response_seconds,
-    ),
-    (
-        "p90_response_seconds",
-        "90th percentile response time (linear interpolation).",
-        lambda f: f.p90_response_seconds,
-    ),
-    (
-        "target_met",
-        "1 when the badge rule holds, 0 when not (absent: too little data).",
-        lambda f: None if f.target_met is None else float(f.target_met),
-    ),
+# Label names in the order the text writes them: the table's, so parsers and the table agree.
+_LABELS = specs.WINDOW_WAITS.labels
+_SLI_LABELS = specs.RESPONSE_TIME.labels
+_OPEN_LABELS = specs.OPEN_WAITS.labels
+_FIGURES: tuple[tuple[MetricSpec, Callable[[Figures], float | None]], ...] = (
+    (specs.WINDOW_WAITS, lambda f: f.waits),
+    (specs.WINDOW_ANSWERED, lambda f: f.answered),
+    (specs.RESPONSE_RATE, lambda f: f.response_rate),
+    (specs.WITHIN_TARGET, lambda f: f.within_target_share),
+    (specs.MEAN_RESPONSE, lambda f: f.mean_response_seconds),
+    (specs.MEDIAN_RESPONSE, lambda f: f.median_response_seconds),
+    (specs.P90_RESPONSE, lambda f: f.p90_response_seconds),
+    (specs.TARGET_MET, lambda f: None if f.target_met is None else float(f.target_met)),
 )
 
 
@@ -136,10 +116,10 @@ class FiguresSnapshot(Collector):
         now = self.clock().timestamp()
         out = [_LIVE_HEADERS]
         rows = snapshot.live if snapshot is not None else ()
-        out += [f"replywatch_open_waits{{{labels}}} {count}.0\n" for labels, count, _ in rows]
+        out += [f"{_OPEN_WAITS}{{{labels}}} {count}.0\n" for labels, count, _ in rows]
         out.append(_OLDEST_HEADERS)
         out += [
-            f"replywatch_oldest_open_wait_seconds{{{labels}}} {max(0.0, now - oldest)!r}\n"
+            f"{_OLDEST_OPEN_WAIT}{{{labels}}} {max(0.0, now - oldest)!r}\n"
             for labels, _count, oldest in rows
         ]
         return "".join(out).encode()
@@ -169,22 +149,16 @@ class FiguresSnapshot(Collector):
             )
             for r, channel, tier in (snapshot.rows if snapshot else ())
         ]
-        for name, text, value_of in _FIGURES:
-            out.append(_header(f"replywatch_{name}", text, "gauge"))
+        for spec, value_of in _FIGURES:
+            out.append(_header(spec, openmetrics))
             for labels, figures in rows:
                 value = value_of(figures)
                 if value is not None:
-                    out.append(f"replywatch_{name}{{{labels}}} {_number(value)}\n")
-        out.append(
-            _header(
-                "replywatch_figures_snapshot_timestamp_seconds",
-                "When the window figures were last computed.",
-                "gauge",
-            )
-        )
+                    out.append(f"{spec.name}{{{labels}}} {_number(value)}\n")
+        out.append(_header(specs.FIGURES_SNAPSHOT, openmetrics))
         if snapshot is not None:
             taken = _number(snapshot.taken_at.timestamp())
-            out.append(f"replywatch_figures_snapshot_timestamp_seconds {taken}\n")
+            out.append(f"{specs.FIGURES_SNAPSHOT.name} {taken}\n")
         sli = self.sli if self.sli is not None else SliTotals(())
         out += _sli_lines(sli, snapshot.who if snapshot else {}, self.accounts, openmetrics)
         text = "".join(out)
@@ -199,26 +173,8 @@ def _sli_lines(
     accounts: AccountDirectory,
     openmetrics: bool,
 ) -> list[str]:
-    # The text format names a counter family with its _total suffix, OpenMetrics without.
-    counter = "replywatch_sli_outcomes" if openmetrics else "replywatch_sli_outcomes_total"
-    outcomes = [
-        _header(
-            counter,
-            "Waits decided against the response-time target: met when "
-            "answered in time, missed when the deadline passed unanswered "
-            "(metrics.md section 6).",
-            "counter",
-        )
-    ]
-    histogram = [
-        _header(
-            "replywatch_response_time_seconds",
-            "Response time of answered waits "
-            "(business seconds when the account has hours), with a bucket at "
-            "every target.",
-            "histogram",
-        )
-    ]
+    outcomes = [_header(specs.SLI_OUTCOMES, openmetrics)]
+    histogram = [_header(specs.RESPONSE_TIME, openmetrics)]
     bounds = [_go_float(bound) for bound in totals.buckets] + ["+Inf"]
     # One read of the dict: a reload puts a new one in place meanwhile (SliTotals.load).
     for key, counts in sorted(totals.counts.items()):
@@ -228,25 +184,20 @@ def _sli_lines(
         platform, name = who[account_id]
         profile = accounts.policy(name).profile_for(channel).name
         labels = _label_text(_SLI_LABELS, (platform, name, channel, tier, profile))
-        outcomes.append(f'replywatch_sli_outcomes_total{{{labels},outcome="met"}} {counts.met}.0\n')
-        outcomes.append(
-            f'replywatch_sli_outcomes_total{{{labels},outcome="missed"}} {counts.missed}.0\n'
-        )
+        outcomes.append(f'{_SLI_TOTAL}{{{labels},outcome="met"}} {counts.met}.0\n')
+        outcomes.append(f'{_SLI_TOTAL}{{{labels},outcome="missed"}} {counts.missed}.0\n')
         for bound, count in zip(bounds, counts.cumulative(), strict=True):
-            histogram.append(
-                f'replywatch_response_time_seconds_bucket{{{labels},le="{bound}"}} {count}.0\n'
-            )
-        histogram.append(
-            f"replywatch_response_time_seconds_count{{{labels}}} {counts.answered}.0\n"
-        )
-        histogram.append(
-            f"replywatch_response_time_seconds_sum{{{labels}}} {_number(counts.response_sum)}\n"
-        )
+            histogram.append(f'{_RESPONSE_BUCKET}{{{labels},le="{bound}"}} {count}.0\n')
+        histogram.append(f"{_RESPONSE_COUNT}{{{labels}}} {counts.answered}.0\n")
+        histogram.append(f"{_RESPONSE_SUM}{{{labels}}} {_number(counts.response_sum)}\n")
     return outcomes + histogram
 
 
-def _header(name: str, text: str, kind: str) -> str:
-    return f"# HELP {name} {text}\n# TYPE {name} {kind}\n"
+def _header(spec: MetricSpec, openmetrics: bool = False) -> str:
+    # The text format names a counter family with its _total suffix, OpenMetrics without.
+    # Help texts need no escaping in either format (tests/monitor/test_metric_specs.py).
+    name = spec.total if spec.type == "counter" and not openmetrics else spec.name
+    return f"# HELP {name} {spec.help}\n# TYPE {name} {spec.type}\n"
 
 
 def _number(value: float) -> str:
@@ -266,14 +217,15 @@ def _parse(text: str) -> Iterable[Metric]:
     return text_string_to_metric_families(text)
 
 
-_LIVE_HEADERS = (
-    "# HELP replywatch_open_waits Customers waiting for an answer right now.\n"
-    "# TYPE replywatch_open_waits gauge\n"
-)
-_OLDEST_HEADERS = (
-    "# HELP replywatch_oldest_open_wait_seconds How long the longest-waiting customer has "
-    "waited.\n# TYPE replywatch_oldest_open_wait_seconds gauge\n"
-)
+# Rendered at every scrape: the same in both formats (gauges).
+_LIVE_HEADERS = _header(specs.OPEN_WAITS)
+_OLDEST_HEADERS = _header(specs.OLDEST_OPEN_WAIT)
+_OPEN_WAITS = specs.OPEN_WAITS.name
+_OLDEST_OPEN_WAIT = specs.OLDEST_OPEN_WAIT.name
+_SLI_TOTAL = specs.SLI_OUTCOMES.total
+_RESPONSE_BUCKET = specs.RESPONSE_TIME.bucket
+_RESPONSE_COUNT = specs.RESPONSE_TIME.count
+_RESPONSE_SUM = specs.RESPONSE_TIME.sum
 
 
 def _live_rows(

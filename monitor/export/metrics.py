@@ -1,36 +1,30 @@
-"""Every Prometheus metric replywatch exports, on a registry the app builds (style rule 8).
+"""The process registry: the metrics of monitor.export.specs this process counts itself.
 
-Labels come from bounded sets only: platform, account (the configured name), channel,
-outcome. Never a message, thread or user id.
+The names, help texts, labels and buckets come from the one table (``specs``); this module
+builds the prometheus_client objects on a registry the app builds (style rule 8) and keeps the
+hot paths' labelled children.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from monitor.core.polls import AccountState, PollOutcome, PollRecord
 from monitor.core.profiles import Profile
-from monitor.notify.outbox import DeliveryReport
-
-__all__ = ["CONNECTION_CLOSES", "WEBHOOK_OUTCOMES", "Metrics"]
-
-PREFIX = "replywatch"
-# "partial": some items were refused and the rest stored; "timeout": the body never arrived
-# in time. Platform "http" counts requests refused before routing (malformed HTTP).
-WEBHOOK_OUTCOMES = (
-    "accepted",
-    "partial",
-    "bad_signature",
-    "too_large",
-    "malformed",
-    "timeout",
-    "ignored",
-    "error",
+from monitor.export import specs
+from monitor.export.specs import (
+    ALERT_DELIVERY_RESULTS,
+    CONNECTION_CLOSES,
+    SUMMARY_SEND_RESULTS,
+    WEBHOOK_OUTCOMES,
+    Exporter,
+    MetricSpec,
 )
-# Why the HTTP server closed a connection itself (monitor.http.server).
-CONNECTION_CLOSES = ("header_timeout", "idle_timeout", "evicted", "refused")
+
+__all__ = ["CONNECTION_CLOSES", "WEBHOOK_OUTCOMES", "DeliveryCounts", "Metrics"]
 
 
 class Metrics:
@@ -43,152 +37,41 @@ class Metrics:
         process_registry: CollectorRegistry | None = None,
     ) -> None:
         self.registry = registry or CollectorRegistry()
-        # Families this process counts itself: polls, alert deliveries, summary sends.
+        # The polling families (Exporter.POLLING: polls, alert deliveries, summary sends).
         # ``replywatch serve`` exports the whole cluster's from the database instead, and
         # passes a registry nobody renders for these.
-        r = process_registry or self.registry
-        self.polls = Counter(
-            f"{PREFIX}_polls", "Polls by outcome.", ["platform", "account", "outcome"], registry=r
-        )
-        # The distribution per platform (a histogram per account would be 14 series each at
-        # 10,000 accounts); the last duration per account is enough to find a slow one.
-        self.poll_duration = Histogram(
-            f"{PREFIX}_poll_duration_seconds",
-            "How long one poll took, fetch and store, per platform.",
-            ["platform"],
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-            registry=r,
-        )
-        self.last_poll_duration = Gauge(
-            f"{PREFIX}_last_poll_duration_seconds",
-            "How long the account's last poll took, fetch and store.",
-            ["platform", "account"],
-            registry=r,
-        )
-        self.last_success = Gauge(
-            f"{PREFIX}_last_successful_poll_timestamp_seconds",
-            "Unix time of the last successful poll.",
-            ["platform", "account"],
-            registry=r,
-        )
-        self.events_stored = Counter(
-            f"{PREFIX}_events_stored",
-            "Events that were new or moved earlier, by source.",
-            ["platform", "account", "source"],
-            registry=self.registry,
-        )
-        self.missed = Counter(
-            f"{PREFIX}_connector_missed_items",
-            "Items the platform would not show in full (they may be missing from figures).",
-            ["platform", "account"],
-            registry=r,
-        )
-        self.quota_used = Gauge(
-            f"{PREFIX}_platform_quota_used_ratio",
-            "The platform's own usage figure for this account's credentials (0-1).",
-            ["platform", "account"],
-            registry=r,
-        )
-        self.last_update = Gauge(
-            f"{PREFIX}_last_update_timestamp_seconds",
-            "Time of the newest update the platform delivered, for platforms that keep no "
-            "history (Telegram): when it stops moving, messages may be lost after 24 h.",
-            ["platform", "account"],
-            registry=r,
-        )
-        self.poll_interval = Gauge(
-            f"{PREFIX}_poll_interval_seconds",
-            "How often the account is polled when all is well.",
-            ["platform", "account"],
-            registry=r,
-        )
-        self.account_state = Gauge(
-            f"{PREFIX}_account_state",
-            "1 for the polling state the account is in (ok, failing, rate_limited, "
-            "auth_failed, starting), 0 for the others.",
-            ["platform", "account", "state"],
-            registry=r,
-        )
+        self._polling_registry = process_registry or self.registry
+        # Created in the table's order, which is the order a scrape lists them in.
+        self.polls = self._counter(specs.POLLS)
+        self.poll_duration = self._histogram(specs.POLL_DURATION)
+        self.last_poll_duration = self._gauge(specs.LAST_POLL_DURATION)
+        self.last_success = self._gauge(specs.LAST_SUCCESSFUL_POLL)
+        self.events_stored = self._counter(specs.EVENTS_STORED)
+        self.missed = self._counter(specs.MISSED_ITEMS)
+        self.quota_used = self._gauge(specs.QUOTA_USED)
+        self.last_update = self._gauge(specs.LAST_UPDATE)
+        self.poll_interval = self._gauge(specs.POLL_INTERVAL)
+        self.account_state = self._gauge(specs.ACCOUNT_STATE)
+        # Keyed by what follows "replywatch_target_": "warn_after_seconds", "rate_ratio", ...
         self.targets = {
-            kind: Gauge(
-                f"{PREFIX}_target_{kind}",
-                text,
-                ["platform", "account"],
-                registry=self.registry,
-            )
-            for kind, text in (
-                ("warn_after_seconds", "Open-wait age at which a warning is raised."),
-                ("response_seconds", "The response-time target (breach, badge mean)."),
-                ("reply_deadline_seconds", "The deadline for a wait to count as answered."),
-                ("rate_ratio", "The response-rate target (0-1)."),
-                ("escalate_after_seconds", "Open-wait age at which an alert is escalated."),
-                ("min_waits", "Decided waits needed before rate figures and alerts count."),
-            )
+            spec.name.removeprefix(f"{specs.PREFIX}_target_"): self._gauge(spec)
+            for spec in specs.TARGETS
         }
-        self.alert_deliveries = Counter(
-            f"{PREFIX}_alert_deliveries",
-            "Per-conversation alert deliveries by result (failed ones are retried).",
-            ["result"],
-            registry=r,
-        )
-        self.alert_outbox_pending = Gauge(
-            f"{PREFIX}_alert_outbox_pending",
-            "Alert notifications stored but not yet delivered.",
-            registry=r,
-        )
-        for result in ("delivered", "failed", "refused"):
+        self.alert_deliveries = self._counter(specs.ALERT_DELIVERIES)
+        self.alert_outbox_pending = self._gauge(specs.ALERT_OUTBOX_PENDING)
+        for result in ALERT_DELIVERY_RESULTS:
             self.alert_deliveries.labels(result)
-        self.summary_sends = Counter(
-            f"{PREFIX}_summary_sends",
-            "Weekly summaries (mails and chat digests) by result; failed ones are retried.",
-            ["result"],
-            registry=r,
-        )
-        for result in ("sent", "failed"):
+        self.summary_sends = self._counter(specs.SUMMARY_SENDS)
+        for result in SUMMARY_SEND_RESULTS:
             self.summary_sends.labels(result)
-        # The background rounds (monitor.core.round_health): a round that stops succeeding, or
-        # skips items it cannot handle, must be visible even while /healthz still answers.
-        self.round_failures = Counter(
-            f"{PREFIX}_round_failures",
-            "Background round failures: a whole round, or one item a round skipped "
-            "(a wait, a conversation) while doing the rest.",
-            ["round"],
-            registry=self.registry,
-        )
-        self.round_last_success = Gauge(
-            f"{PREFIX}_round_last_success_timestamp_seconds",
-            "Unix time the round last completed (the process start until it first does).",
-            ["round"],
-            registry=self.registry,
-        )
-        self.round_interval = Gauge(
-            f"{PREFIX}_round_interval_seconds",
-            "How often the round runs when all is well.",
-            ["round"],
-            registry=self.registry,
-        )
-        self.events_rejected = Counter(
-            f"{PREFIX}_events_rejected",
-            "Events the store refused (a time outside the plausibility window, an id no "
-            "database can hold); the good events beside them were stored.",
-            ["platform"],
-            registry=self.registry,
-        )
+        self.round_failures = self._counter(specs.ROUND_FAILURES)
+        self.round_last_success = self._gauge(specs.ROUND_LAST_SUCCESS)
+        self.round_interval = self._gauge(specs.ROUND_INTERVAL)
+        self.events_rejected = self._counter(specs.EVENTS_REJECTED)
         self._accounts: dict[tuple[str, str], _AccountSeries] = {}
         self._states: dict[tuple[str, str], AccountState] = {}
-        self.webhooks = Counter(
-            f"{PREFIX}_webhook_deliveries",
-            "Webhook deliveries by outcome.",
-            ["platform", "outcome"],
-            registry=self.registry,
-        )
-        self.connections_closed = Counter(
-            f"{PREFIX}_http_connections_closed",
-            "Connections the HTTP server closed itself: slow or idle ones, and those over the "
-            "connection limit.",
-            ["reason"],
-            registry=self.registry,
-        )
+        self.webhooks = self._counter(specs.WEBHOOK_DELIVERIES)
+        self.connections_closed = self._counter(specs.HTTP_CONNECTIONS_CLOSED)
         for reason in CONNECTION_CLOSES:
             self.connections_closed.labels(reason)
 
@@ -234,7 +117,7 @@ class Metrics:
         for each in AccountState:
             self.account_state.labels(platform, account, each.value).set(each is state)
 
-    def record_alert_deliveries(self, report: DeliveryReport) -> None:
+    def record_alert_deliveries(self, report: DeliveryCounts) -> None:
         """Count one delivery round of the alert outbox."""
         self.alert_deliveries.labels("delivered").inc(report.delivered)
         self.alert_deliveries.labels("failed").inc(report.failed)
@@ -269,6 +152,58 @@ class Metrics:
         if record.quota_used is not None:
             # Only when the platform reported usage: absent means unknown, not zero.
             self.quota_used.labels(*labels).set(record.quota_used)
+
+    def _registry_of(self, spec: MetricSpec) -> CollectorRegistry:
+        if spec.exporter is Exporter.POLLING:
+            return self._polling_registry
+        if spec.exporter is Exporter.PROCESS:
+            return self.registry
+        raise ValueError(f"{spec.name} is exported by {spec.exporter}, not the process registry")
+
+    def _counter(self, spec: MetricSpec) -> Counter:
+        _expect(spec, "counter")
+        return Counter(spec.name, spec.help, spec.labels, registry=self._registry_of(spec))
+
+    def _gauge(self, spec: MetricSpec) -> Gauge:
+        _expect(spec, "gauge")
+        return Gauge(spec.name, spec.help, spec.labels, registry=self._registry_of(spec))
+
+    def _histogram(self, spec: MetricSpec) -> Histogram:
+        _expect(spec, "histogram")
+        if spec.buckets is None:
+            raise ValueError(f"{spec.name}: the process registry needs fixed buckets")
+        return Histogram(
+            spec.name,
+            spec.help,
+            spec.labels,
+            buckets=spec.buckets,
+            registry=self._registry_of(spec),
+        )
+
+
+def _expect(spec: MetricSpec, kind: str) -> None:
+    if spec.type != kind:
+        raise ValueError(f"{spec.name} is a {spec.type}, not a {kind}")
+
+
+class DeliveryCounts(Protocol):
+    """What one delivery round of the alert outbox did (monitor.notify.outbox.DeliveryReport)."""
+
+    @property
+    def delivered(self) -> int:
+        """Alerts delivered."""
+
+    @property
+    def failed(self) -> int:
+        """Deliveries that failed and stay in the outbox."""
+
+    @property
+    def refused(self) -> int:
+        """Re-sent firing alerts Alertmanager refused for their content."""
+
+    @property
+    def pending(self) -> int:
+        """Deliveries still waiting in the outbox."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,11 +64,17 @@ def _last_resort(counts: Metrics | None) -> Callable[..., Awaitable[web.StreamRe
         except web.HTTPException:
             raise
         except Exception as err:
+            # Broad on purpose: the last resort of one request. Whatever a handler raised,
+            # that request gets a 500 and the server goes on answering the others.
             resource = request.match_info.route.resource
             route = resource.canonical if resource is not None else "(no route)"
             frames = "".join(traceback.format_tb(err.__traceback__)).rstrip()
             log.error(
-                "internal error answering %s (%s); where:\n%s", route, type(err).__name__, frames
+                "internal error answering %s (%s); where:\n%s",
+                route,
+                type(err).__name__,
+                frames,
+                extra={"event": "request_failed", "route": route, "error": type(err).__name__},
             )
             parts = route.split("/")
             if counts is not None and len(parts) > 2 and parts[1] == "hooks":

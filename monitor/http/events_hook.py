@@ -24,8 +24,15 @@ from connectors.base import Event
 from monitor.config.loading import Config
 from monitor.core.intake_bounds import check_identifier
 from monitor.export.metrics import Metrics
-from monitor.http.webhooks import BodyRefused, delivery_outcome, read_limited
+from monitor.http.webhooks import (
+    BodyRefused,
+    delivery_outcome,
+    read_limited,
+    refusal_fields,
+    store_failure_fields,
+)
 from monitor.intake.csv_import import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, RowParser
+from monitor.store.engine import STORE_FAILURES
 
 __all__ = ["FIELDS", "EventToken", "EventsHook", "parse_event", "push_accounts"]
 
@@ -172,8 +179,12 @@ class EventsHook:
         if valid:
             try:
                 stored = await self.store(valid)
-            except Exception:
-                log.exception("events hook: could not store %d event(s)", len(valid))
+            except STORE_FAILURES:
+                log.exception(
+                    "events hook: could not store %d event(s)",
+                    len(valid),
+                    extra=store_failure_fields(self.platform, len(valid)),
+                )
                 self.metrics.webhooks.labels(self.platform, "error").inc()
                 return web.json_response({"error": "store unavailable, send again"}, status=503)
         rejected = len(items) - len(valid)
@@ -186,5 +197,10 @@ class EventsHook:
         self, outcome: str, status: int, reason: str, headers: dict[str, str] | None = None
     ) -> web.Response:
         self.metrics.webhooks.labels(self.platform, outcome).inc()
-        log.warning("events hook refused (%d): %s", status, reason)
+        log.warning(
+            "events hook refused (%d): %s",
+            status,
+            reason,
+            extra=refusal_fields(self.platform, outcome, status),
+        )
         return web.json_response({"error": reason}, status=status, headers=headers)

@@ -166,10 +166,16 @@ class ConnectionGuard:
                 "connection limit reached (%d open): new connections close the least "
                 "recently active idle ones",
                 count,
+                extra={"event": "connection_limit_reached", "open": count},
             )
         elif self._full and count <= self.low_water:
             self._full = False
-            log.info("connections below the limit again (%d open of %d)", count, self.limit)
+            log.info(
+                "connections below the limit again (%d open of %d)",
+                count,
+                self.limit,
+                extra={"event": "connection_limit_cleared", "open": count},
+            )
 
 
 class GuardedHandler(web.RequestHandler):
@@ -241,7 +247,13 @@ class GuardedHandler(web.RequestHandler):
         self.guard.malformed()
         # Not HTTP at all (TLS to a plain port, scanners): counted, but not worth a warning.
         level = logging.DEBUG if isinstance(exc, _NOT_HTTP) else logging.WARNING
-        log.log(level, "refused a malformed HTTP request (%d): %s", status, reason)
+        log.log(
+            level,
+            "refused a malformed HTTP request (%d): %s",
+            status,
+            reason,
+            extra={"event": "malformed_request_refused", "status": status},
+        )
         if request.writer.output_size > 0:
             raise ConnectionError("the response was already started")
         response = web.Response(status=status, text=f"malformed HTTP request: {reason}\n")
@@ -253,7 +265,11 @@ class GuardedHandler(web.RequestHandler):
         given = kwargs.get("exc_info")
         exc = given if isinstance(given, BaseException) else sys.exc_info()[1]
         if isinstance(exc, _CLIENT_ERRORS):
-            log.debug("a client's connection failed: %s", type(exc).__name__)
+            log.debug(
+                "a client's connection failed: %s",
+                type(exc).__name__,
+                extra={"event": "client_connection_failed", "error": type(exc).__name__},
+            )
             return
         try:
             # aiohttp's own texts ("Error handling request from %s", the peer's address).
@@ -262,7 +278,13 @@ class GuardedHandler(web.RequestHandler):
             what = str(args[0])
         frames = "" if exc is None else "".join(traceback.format_tb(exc.__traceback__))
         name = "unknown" if exc is None else type(exc).__name__
-        log.error("HTTP server: %s (%s); where:\n%s", what, name, frames.rstrip())
+        log.error(
+            "HTTP server: %s (%s); where:\n%s",
+            what,
+            name,
+            frames.rstrip(),
+            extra={"event": "http_server_failed", "error": name},
+        )
 
     def _arm(self, phase: _Phase, delay: float) -> None:
         self.phase = phase
@@ -352,6 +374,7 @@ async def start_server(
     try:
         await _GuardedSite(runner, host, port, guard).start()
     except BaseException:
+        # Even when cancelled: the runner's resources are released, then the error goes on.
         await runner.cleanup()
         raise
     return runner, guard

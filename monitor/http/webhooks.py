@@ -34,6 +34,7 @@ from connectors.telegram_webhook import (
 )
 from monitor.core.intake_bounds import IntakeBounds
 from monitor.export.metrics import Metrics
+from monitor.store.engine import STORE_FAILURES
 from monitor.store.intake_screen import describe, screen_events
 
 __all__ = [
@@ -43,10 +44,15 @@ __all__ = [
     "TelegramWebhook",
     "delivery_outcome",
     "read_limited",
+    "refusal_fields",
     "screen_delivery",
+    "store_failure_fields",
 ]
 
 log = logging.getLogger("monitor.webhooks")
+# How the log names each platform hook.
+_META = "meta webhook"
+_TELEGRAM = "telegram webhook"
 
 StoreEvents = Callable[[Sequence[Event]], Awaitable[int]]
 # What aiohttp decodes itself; anything else would reach the parsers still encoded.
@@ -112,8 +118,65 @@ def screen_delivery(
             hook,
             len(refused),
             describe(refused),
+            extra={"event": "webhook_items_skipped", "hook": hook, "count": len(refused)},
         )
     return kept, len(refused)
+
+
+def refusal_fields(hook: str, outcome: str, status: int) -> dict[str, object]:
+    """The log fields of a refused delivery (``webhook_refused``)."""
+    return {"event": "webhook_refused", "hook": hook, "outcome": outcome, "status": status}
+
+
+def store_failure_fields(hook: str, count: int) -> dict[str, object]:
+    """The log fields of a delivery the store could not take (``webhook_store_failed``)."""
+    return {"event": "webhook_store_failed", "hook": hook, "count": count}
+
+
+def refuse(
+    metrics: Metrics, hook: str, platform: str, outcome: str, status: int, reason: str
+) -> web.Response:
+    """Count and log a refused delivery, and answer it with the reason in plain text."""
+    metrics.webhooks.labels(platform, outcome).inc()
+    log.warning(
+        "%s delivery refused (%d): %s",
+        hook,
+        status,
+        reason,
+        extra=refusal_fields(platform, outcome, status),
+    )
+    return web.Response(status=status, text=f"{reason}\n")
+
+
+async def store_delivery(
+    store: StoreEvents,
+    events: Sequence[Event],
+    skipped: int,
+    *,
+    hook: str,
+    platform: str,
+    metrics: Metrics,
+) -> web.Response:
+    """Store a platform's screened delivery: 503 when the store cannot take it, else 200.
+
+    The platforms deliver a non-2xx delivery again (Meta for hours, Telegram for a while), so
+    nothing is lost while the store is away. 200 even when items were skipped: delivering them
+    again would not make them storable.
+    """
+    if events:
+        try:
+            await store(events)
+        except STORE_FAILURES:
+            log.exception(
+                "%s: could not store %d event(s)",
+                hook,
+                len(events),
+                extra=store_failure_fields(platform, len(events)),
+            )
+            metrics.webhooks.labels(platform, "error").inc()
+            return web.Response(status=503, text="store unavailable, deliver again\n")
+    metrics.webhooks.labels(platform, delivery_outcome(len(events), skipped)).inc()
+    return web.Response(text="ok\n")
 
 
 def delivery_outcome(kept: int, refused: int) -> str:
@@ -149,7 +212,10 @@ class MetaWebhook:
         """Answer Meta's subscription check with the challenge, or refuse it."""
         challenge = verify_challenge(request.query, self.verify_token)
         if challenge is None:
-            log.warning("meta webhook handshake refused: wrong or missing verify token")
+            log.warning(
+                "meta webhook handshake refused: wrong or missing verify token",
+                extra={"event": "webhook_handshake_refused", "hook": self.platform},
+            )
             return web.Response(status=403, text="verify token mismatch\n")
         return web.Response(text=challenge)
 
@@ -166,23 +232,14 @@ class MetaWebhook:
         except WebhookPayloadError as err:
             return self._refuse("malformed", 400, str(err))
         events, skipped = screen_delivery(
-            "meta webhook", batch.events, self.bounds, self.clock(), self.metrics
+            _META, batch.events, self.bounds, self.clock(), self.metrics
         )
-        if events:
-            try:
-                await self.store(events)
-            except Exception:
-                log.exception("meta webhook: could not store %d event(s)", len(events))
-                self.metrics.webhooks.labels(self.platform, "error").inc()
-                return web.Response(status=503, text="store unavailable, deliver again\n")
-        self.metrics.webhooks.labels(self.platform, delivery_outcome(len(events), skipped)).inc()
-        # 200 even when items were skipped: delivering them again would not make them storable.
-        return web.Response(text="ok\n")
+        return await store_delivery(
+            self.store, events, skipped, hook=_META, platform=self.platform, metrics=self.metrics
+        )
 
     def _refuse(self, outcome: str, status: int, reason: str) -> web.Response:
-        self.metrics.webhooks.labels(self.platform, outcome).inc()
-        log.warning("meta webhook delivery refused (%d): %s", status, reason)
-        return web.Response(status=status, text=f"{reason}\n")
+        return refuse(self.metrics, _META, self.platform, outcome, status, reason)
 
 
 # The one answer for a wrong secret and for an account that does not exist, so the names of
@@ -220,7 +277,8 @@ class TelegramWebhook:
             # Only a sender with the secret gets here: Telegram, with a wrong URL.
             log.warning(
                 "telegram webhook: the secret is right but no telegram account is named like "
-                "the URL's last part; check the URL given to setWebhook"
+                "the URL's last part; check the URL given to setWebhook",
+                extra={"event": "webhook_account_unknown", "hook": self.platform},
             )
             self.metrics.webhooks.labels(self.platform, "ignored").inc()
             return web.Response(status=403, text=f"{_TELEGRAM_REFUSAL}\n")
@@ -238,20 +296,16 @@ class TelegramWebhook:
         except TelegramPayloadError as err:
             return self._refuse("malformed", 400, str(err))
         events, skipped = screen_delivery(
-            "telegram webhook", parsed, self.bounds, self.clock(), self.metrics
+            _TELEGRAM, parsed, self.bounds, self.clock(), self.metrics
         )
-        if events:
-            try:
-                await self.store(events)
-            except Exception:
-                log.exception("telegram webhook: could not store %d event(s)", len(events))
-                self.metrics.webhooks.labels(self.platform, "error").inc()
-                # Telegram retries non-2xx deliveries for a while: nothing is lost.
-                return web.Response(status=503, text="store unavailable, deliver again\n")
-        self.metrics.webhooks.labels(self.platform, delivery_outcome(len(events), skipped)).inc()
-        return web.Response(text="ok\n")
+        return await store_delivery(
+            self.store,
+            events,
+            skipped,
+            hook=_TELEGRAM,
+            platform=self.platform,
+            metrics=self.metrics,
+        )
 
     def _refuse(self, outcome: str, status: int, reason: str) -> web.Response:
-        self.metrics.webhooks.labels(self.platform, outcome).inc()
-        log.warning("telegram webhook delivery refused (%d): %s", status, reason)
-        return web.Response(status=status, text=f"{reason}\n")
+        return refuse(self.metrics, _TELEGRAM, self.platform, outcome, status, reason)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
 from connectors.base import AUTHOR_ROLES, CHANNELS, Channel, Event
+from connectors.registry import PLATFORMS, canonical_platform
 from monitor.config.loading import Config
 from monitor.core.intake_bounds import check_identifier, clean_text
-from monitor.core.platforms import PLATFORMS, canonical_platform
 from monitor.intake.csv_records import Broken, CsvRecords
 
 __all__ = [

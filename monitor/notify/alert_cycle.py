@@ -74,6 +74,9 @@ class AlertCycle:
             async with write_lock:
                 decisions, changes = await asyncio.to_thread(self._step, now, skipped)
         except Exception as err:
+            # Broad on purpose: this is a round. Whatever failed (the store, a rule meeting
+            # data it did not expect), the process and the next round go on; ``health``
+            # counts the failure and logs it once, when the part starts failing.
             steps = ("outcomes", "alerts") if self.settings.enabled else ("outcomes",)
             self.health.failed(steps, now, err, "alert round failed; the next round retries")
             return None
@@ -82,14 +85,23 @@ class AlertCycle:
             self.health.succeeded("alerts", now)
         self.totals.add(decisions)
         for change in changes:
+            # Names come from imported files and platforms: one line each in the log.
+            account, channel = one_line(change.account), one_line(change.channel)
             log.info(
                 "conversation on %s/%s (%s) is now %s after %.0f s",
                 change.platform,
-                # Names come from imported files and platforms: one line each in the log.
-                one_line(change.account),
-                one_line(change.channel),
+                account,
+                channel,
                 change.level,
                 change.waited_seconds,
+                extra={
+                    "event": "conversation_alert_changed",
+                    "platform": change.platform,
+                    "account": account,
+                    "channel": channel,
+                    "alert_level": change.level,
+                    "waited_seconds": change.waited_seconds,
+                },
             )
         if not self.receivers:
             return None
@@ -97,7 +109,8 @@ class AlertCycle:
             report = await self.outbox.deliver_due(session, write_lock)
             refused = await self._keep_alive(session, now)
         except Exception as err:
-            # The changes are in the outbox: the next round delivers them.
+            # Broad on purpose, as above: a round. The changes are in the outbox, so the
+            # next round delivers them.
             self.health.failed(("delivery",), now, err, "alert delivery round failed")
             return None
         self.health.succeeded("delivery", now)
@@ -142,5 +155,9 @@ class AlertCycle:
             try:
                 refused += (await manager.refresh(session, firing, now)).refused
             except DeliveryError as err:
-                log.warning("could not re-send firing alerts to Alertmanager: %s", err)
+                log.warning(
+                    "could not re-send firing alerts to Alertmanager: %s",
+                    err,
+                    extra={"event": "alert_resend_failed", "receiver": manager.name},
+                )
         return refused

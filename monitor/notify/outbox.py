@@ -149,6 +149,12 @@ class Outbox:
                 item.receiver,
                 item.attempts + 1,
                 error,
+                extra={
+                    "event": "alert_delivery_failed",
+                    "receiver": item.receiver,
+                    "account": one_line(item.change.account, 200),
+                    "attempt": item.attempts + 1,
+                },
             )
         pending = await asyncio.to_thread(self.pending)
         return DeliveryReport(len(done), len(failed), pending, crashed)

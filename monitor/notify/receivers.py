@@ -244,6 +244,13 @@ class AlertmanagerReceiver:
             labels.get("conversation", "?"),
             status,
             escape.one_line(reason, 200),
+            extra={
+                "event": "alert_refused",
+                "receiver": self.name,
+                "platform": labels.get("platform"),
+                "account": labels.get("account"),
+                "status": status,
+            },
         )
 
     def _alert(

@@ -8,12 +8,12 @@ from datetime import datetime
 
 import aiohttp
 
-from connectors import CONNECTORS
 from connectors.base import Connector, ConnectorSettings
+from connectors.registry import CONNECTORS
 from monitor.config.loading import AccountConfig, Config
 from monitor.config.secrets import SecretError
 
-__all__ = ["Unavailable", "build_connector"]
+__all__ = ["Unavailable", "build_connector", "connector_for"]
 
 log = logging.getLogger("monitor.runtime")
 
@@ -58,5 +58,12 @@ def build_connector(
         options=account.options,
         request_timeout=request_timeout,
     )
-    connector: Connector = connector_class(settings, session)  # type: ignore[call-arg]
-    return connector, settings
+    return connector_for(account.platform, settings, session), settings
+
+
+def connector_for(
+    platform: str, settings: ConnectorSettings, session: aiohttp.ClientSession
+) -> Connector:
+    """A new connector of the platform's class with these settings."""
+    connector: Connector = CONNECTORS[platform](settings, session)  # type: ignore[call-arg]
+    return connector

@@ -1,6 +1,8 @@
 """Per-account polling policy: what to do after each poll (style rule 4, HA's coordinator).
 
-A :class:`PollCoordinator` owns one account's connector and decides when it polls next:
+A :class:`PollCoordinator` owns one account's connector and decides when it polls next, and
+tells its host's :class:`PollScheduler` (APScheduler in one process, the shared ``poll_state``
+table in a cluster) when that decision moves the next poll:
 
 * success: the events and the new cursor are stored in one transaction; next poll after the
   account's interval (with jitter, so a thousand accounts do not poll in the same second);
@@ -21,6 +23,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from connectors.base import Connector, FetchResult
 from connectors.errors import (
@@ -32,11 +35,37 @@ from connectors.errors import (
 )
 from monitor.core.polls import AccountState, PollOutcome, PollRecord
 
-__all__ = ["PollCoordinator"]
+__all__ = ["PollCoordinator", "PollScheduler"]
 
 log = logging.getLogger("monitor.coordinator")
 
 _MAX_BACKOFF = timedelta(minutes=30)
+
+
+class PollScheduler(Protocol):
+    """Where a coordinator's decisions take effect; the scheduler keeps the regular rhythm."""
+
+    def retry_at(self, account: str, when: datetime) -> None:
+        """Poll the account next at ``when`` (a backoff or a rate-limit wait)."""
+
+    def pause(self, account: str) -> None:
+        """Poll the account no more until :meth:`resume` (its credentials were refused)."""
+
+    def resume(self, account: str, when: datetime) -> None:
+        """Poll a paused account again, first at ``when``."""
+
+
+class _KeepRhythm:
+    """No scheduler to tell: the caller reads ``next_poll_at`` from the record."""
+
+    def retry_at(self, account: str, when: datetime) -> None:
+        """Nothing to move."""
+
+    def pause(self, account: str) -> None:
+        """Nothing to pause."""
+
+    def resume(self, account: str, when: datetime) -> None:
+        """Nothing to resume."""
 
 
 # (platform, account, events, cursor) -> stored count; runs the database work off the loop.
@@ -58,6 +87,7 @@ class PollCoordinator:
     jitter: float = 0.1
     rng: random.Random = field(default_factory=random.Random)
     on_record: Callable[[PollRecord], None] = lambda _record: None
+    scheduler: PollScheduler = field(default_factory=_KeepRhythm)
 
     state: AccountState = AccountState.STARTING
     last_success: datetime | None = None
@@ -137,7 +167,26 @@ class PollCoordinator:
             state=self.state,
         )
         self.on_record(record)
+        if outcome is not PollOutcome.SUCCESS:
+            # Success keeps the scheduler's rhythm; anything else moves or pauses the next poll.
+            if self.next_poll_at is None:
+                self.scheduler.pause(self.account)
+            else:
+                self.scheduler.retry_at(self.account, self.next_poll_at)
         return record
+
+    def restore(self, state: AccountState, failures: int, last_success: datetime | None) -> None:
+        """Take up the polling state another process left (a cluster worker's claim)."""
+        self.state = state
+        self.failures = failures
+        self.last_success = last_success
+
+    async def replace_connector(self, connector: Connector) -> None:
+        """Swap in a connector built with new credentials, between polls, and poll again."""
+        async with self._lock:
+            await self.connector.aclose()
+            self.connector = connector
+        self.scheduler.resume(self.account, self.clock())
 
     def idle(self) -> asyncio.Lock:
         """Hold this to wait until no poll of the account is running, and keep it so."""

@@ -85,6 +85,8 @@ class GroupCommit:
             try:
                 await self._store_together(batch)
             except Exception as error:
+                # Broad on purpose: not handled here but handed to each waiting poll, whose
+                # coordinator counts it as a ``store`` outcome (PollCoordinator isolates it).
                 if len(batch) == 1:
                     _settle(batch[0], error=error)
                     return
@@ -96,7 +98,7 @@ class GroupCommit:
                 for poll in batch:
                     try:
                         await self._store_together([poll])
-                    except Exception as alone:
+                    except Exception as alone:  # handed to that poll alone, as above
                         _settle(poll, error=alone)
 
     async def _store_together(self, batch: list[_Poll]) -> None:

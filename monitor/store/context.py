@@ -46,7 +46,11 @@ class AppContext:
                 connection, {(a.platform, a.name) for a in self.config.accounts.values()}
             )
             for account_id, _platform, name in self.accounts.stale_accounts(connection):
-                log.info("re-deriving waits of account %s: its profile or hours changed", name)
+                log.info(
+                    "re-deriving waits of account %s: its profile or hours changed",
+                    name,
+                    extra={"event": "account_policy_changed", "account": name},
+                )
                 rederive_account(connection, self.accounts, account_id, name)
                 self.accounts.mark_derived(connection, account_id, name)
 

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 try:  # PostgreSQL support is an optional extra
     from psycopg import Error as _PsycopgError
@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - installed in every test environment
 __all__ = [
     "DATABASE_ERRORS",
     "DEFAULT_DATABASE_URL",
+    "STORE_FAILURES",
     "StoreError",
     "choose_database",
     "current_revision",
@@ -46,6 +47,15 @@ class StoreError(Exception):
 # What a database can raise: SQLAlchemy's wrapped errors, and the drivers' own from the hot
 # paths that use the driver cursor directly (monitor.store.rawsql).
 DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, sqlite3.Error, _PsycopgError)
+# What storing can raise when the store, not the data, is the trouble: the database's errors,
+# SQLAlchemy's own (no pooled connection free in time) and the file system's (a full disk).
+# A pushed delivery that meets one is answered 503, so its sender delivers it again.
+STORE_FAILURES: tuple[type[Exception], ...] = (
+    SQLAlchemyError,
+    sqlite3.Error,
+    _PsycopgError,
+    OSError,
+)
 # SQLite's words for a file that is not, or no longer, a database (SQLITE_NOTADB, _CORRUPT).
 _SQLITE_DAMAGE = {
     "file is not a database": "is not a valid SQLite database",

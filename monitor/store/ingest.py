@@ -167,7 +167,8 @@ class Ingestor:
             with self.engine.begin() as connection:
                 result = self._ingest(connection, kept, updates, seen_at, guard)
         except Exception:
-            # Account ids created inside a rolled-back transaction no longer exist.
+            # Whatever failed (the guard raises its own errors), account ids created inside
+            # the rolled-back transaction no longer exist; the error goes on to the caller.
             self.accounts.forget()
             raise
         if recent is not None:
@@ -195,6 +196,7 @@ class Ingestor:
             "refused %d event(s) the store cannot take, the others are stored: %s",
             len(new),
             describe(new),
+            extra={"event": "events_refused", "count": len(new)},
         )
 
     def _ingest(

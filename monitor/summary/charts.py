@@ -214,7 +214,9 @@ def _installed_families() -> frozenset[str]:
         listed = {entry.fname for entry in font_manager.fontManager.ttflist}
         for path in font_manager.findSystemFonts():
             if path not in listed:
-                with contextlib.suppress(Exception):  # a font file matplotlib cannot read
+                # Broad as in matplotlib's own font scan: a font file its parser cannot read
+                # raises whatever the parser hit, and one bad file must not stop the chart.
+                with contextlib.suppress(Exception):
                     font_manager.fontManager.addfont(path)
         known = {entry.name for entry in font_manager.fontManager.ttflist}
     return frozenset(known)

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from monitor.config.loading import Config
 from monitor.store.context import AppContext
-from monitor.summary.data import WeekSummary, parse_week, summarise_week
+from monitor.summary.compose import IsoWeek, WeekSummary
+from monitor.summary.data import summarise_week
 from monitor.summary.locale import get_locale
 
-__all__ = ["FORMATS", "add_arguments", "render", "run_summary", "select_accounts"]
+__all__ = [
+    "FORMATS",
+    "SummaryUsageError",
+    "add_arguments",
+    "parse_week",
+    "render",
+    "run_summary",
+    "select_accounts",
+]
 
 FORMATS = ("html", "pdf", "md")
 
@@ -40,6 +51,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--as-of", dest="as_of", metavar="TIME", help="judge as if it were this time (default: now)"
     )
+
+
+def parse_week(text: str, zone: str) -> IsoWeek:
+    """``2026-W47`` (or ``last`` for the last complete week) in the given time zone."""
+    if text == "last":
+        today = datetime.now(ZoneInfo(zone)).date()
+        year, week, _ = (today - timedelta(days=7)).isocalendar()
+        return IsoWeek(year, week, zone)
+    match = re.fullmatch(r"(\d{4})-W(\d{2})", text.strip())
+    if match is None:
+        raise ValueError(f"--week {text!r} is not an ISO week like 2026-W47 (or 'last')")
+    year, week = int(match.group(1)), int(match.group(2))
+    try:
+        date.fromisocalendar(year, week, 1)
+    except ValueError:
+        raise ValueError(f"--week {text!r}: {year} has no week {week}") from None
+    return IsoWeek(year, week, zone)
 
 
 def select_accounts(config: Config, accounts: Sequence[str], group: str | None) -> list[str]:

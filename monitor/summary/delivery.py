@@ -29,8 +29,10 @@ from monitor.store.accounts import AccountDirectory
 from monitor.store.dialect_insert import insert_for
 from monitor.store.tables import SENDS
 from monitor.summary.command import select_accounts
-from monitor.summary.data import IsoWeek, WeekSummary, summarise_week
+from monitor.summary.compose import IsoWeek, WeekSummary
+from monitor.summary.data import summarise_week
 from monitor.summary.locale import Locale, get_locale
+from monitor.summary.page import advice_text
 
 __all__ = ["SENDS", "SendReport", "SummaryMailer", "digest_text", "due_week"]
 
@@ -101,12 +103,26 @@ class SummaryMailer:
                 failed += 1
                 self._record(str(week), key, error=_failure(err))
                 log.warning(
-                    "summary %s for %s not sent (retried later): %s", week, key, type(err).__name__
+                    "summary %s for %s not sent (retried later): %s",
+                    week,
+                    key,
+                    type(err).__name__,
+                    extra={
+                        "event": "summary_failed",
+                        "week": str(week),
+                        "recipient": key,
+                        "error": type(err).__name__,
+                    },
                 )
                 continue
             sent += 1
             self._record(str(week), key)
-            log.info("summary %s sent to %s", week, key)
+            log.info(
+                "summary %s sent to %s",
+                week,
+                key,
+                extra={"event": "summary_sent", "week": str(week), "recipient": key},
+            )
         for receiver in self.chat:
             key = f"digest:{receiver.name}"
             if self._was_sent(str(week), key):
@@ -118,8 +134,20 @@ class SummaryMailer:
                 # Broad on purpose, as for the mails above: one digest, not the round.
                 failed += 1
                 self._record(str(week), key, error=_failure(err))
+                # A refused delivery is the receiver's to report; anything else is ours.
                 if not isinstance(err, DeliveryError):
-                    log.warning("digest %s for %s not written: %s", week, key, type(err).__name__)
+                    log.warning(
+                        "digest %s for %s not written: %s",
+                        week,
+                        key,
+                        type(err).__name__,
+                        extra={
+                            "event": "digest_failed",
+                            "week": str(week),
+                            "recipient": key,
+                            "error": type(err).__name__,
+                        },
+                    )
                 continue
             sent += 1
             self._record(str(week), key)
@@ -142,7 +170,7 @@ class SummaryMailer:
             return summarise_week(connection, self.accounts, week, self.clock(), names)
 
     async def _mail(self, summary: WeekSummary, recipient: RecipientModel) -> None:
-        from monitor.summary.render import advice_text, render_html, render_pdf  # heavy: lazily
+        from monitor.summary.render import render_html, render_pdf  # heavy: lazily
 
         settings = self.settings
         locale = get_locale(recipient.locale or settings.locale)
@@ -210,8 +238,6 @@ class SummaryMailer:
 
 def digest_text(summary: WeekSummary, locale: Locale) -> str:
     """The chat digest as plain text: title, one line per account, the advice."""
-    from monitor.summary.render import advice_text  # heavy: lazily
-
     lines = [f"{locale.text('title')}: {summary.week}"]
     for account in summary.accounts:
         figures = account.this_week

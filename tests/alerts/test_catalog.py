@@ -10,6 +10,7 @@ import yaml
 
 from alerts.catalog import ACCOUNT_TOTAL, BURN_WINDOWS, JOB, Metric, missed_ratio
 from monitor.export.metrics import Metrics
+from monitor.export.specs import SPECS, spec_of_series
 
 RULES = sorted((Path(__file__).resolve().parents[2] / "alerts" / "rules").glob("*.yaml"))
 
@@ -71,3 +72,12 @@ def test_every_catalog_metric_is_exported() -> None:
     names = {v for k, v in vars(Metric).items() if k.isupper()}
     assert names and names <= exported, names - exported
     assert all(re.fullmatch(r"replywatch_[a-z0-9_]+", name) for name in names)
+
+
+def test_every_catalog_name_is_a_series_of_the_metric_table() -> None:
+    """The catalog takes its names from monitor/export/specs.py: each is one of its series."""
+    names = {k: v for k, v in vars(Metric).items() if k.isupper()}
+    assert names
+    for attribute, name in names.items():
+        spec = spec_of_series(name)
+        assert spec is not None and spec in SPECS, f"Metric.{attribute} = {name!r}"

@@ -224,7 +224,7 @@ class Fleet:
 
     async def _note(self, entry: dict[str, Any]) -> None:
         async with self.changed:
-            if entry["event"] == "start":
+            if entry["event"] == "poll_started":
                 at = datetime.fromisoformat(entry["at"])
                 self.started[int(entry["job"])] = Start(entry["worker"], entry["account"], at)
             else:

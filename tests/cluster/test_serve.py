@@ -104,7 +104,7 @@ secrets = {{ access_token = "env:SERVE_TOKEN" }}
                     assert reply.status == 200
             texts = []
             for replica in replicas:
-                await replica._refresh_figures_now()
+                await replica.refresh_now()
                 async with session.get(replica.address + "/metrics") as reply:
                     texts.append(await reply.text())
                 async with session.get(replica.address + "/healthz") as reply:

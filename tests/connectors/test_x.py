@@ -487,3 +487,28 @@ async def test_reaching_xs_history_limits_is_logged_and_counted(
     assert len([e for e in result.events if e.channel == "mention"]) == 800
     again = await connector.fetch_since(result.cursor)
     assert again.missed == 0
+
+
+async def test_the_mention_limit_is_logged_when_it_starts_and_stops_mattering(
+    fake_x: FakeX,
+    x_settings: Settings,
+    session: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Polls at X's limit count a miss each but warn once; leaving it is one info line."""
+    for minute in range(801):
+        fake_x.customer_mention(SHOP, str(10_000 + minute), NOW - timedelta(minutes=minute + 1))
+    connector = XConnector(x_settings(channels=("mention",)), session)
+    caplog.set_level(logging.INFO, logger="connectors.x")
+    results = [await connector.fetch_since({}) for _ in range(3)]
+    assert [r.missed for r in results] == [1, 1, 1]
+    later = await connector.fetch_since(results[-1].cursor)
+    await connector.fetch_since(later.cursor)
+    records = [r for r in caplog.records if r.name == "connectors.x"]
+    assert [getattr(r, "event", None) for r in records] == [
+        "history_limit_reached",
+        "history_limit_cleared",
+    ]
+    reached = records[0]
+    assert (reached.levelno, reached.platform, reached.account) == (logging.WARNING, "x", "shop-x")
+    assert later.missed == 0

@@ -181,3 +181,13 @@ def test_progress_bar_is_drawn_when_asked(tmp_path: Path, run_cli: RunCli, sqlit
     )
     assert result.code == 0
     assert "importing" in result.err
+
+
+def test_a_time_that_is_not_iso_8601_is_one_line_and_exit_2(
+    run_cli: RunCli, sqlite_url: str
+) -> None:
+    """Refused while the options are read: no traceback, the usage exit code."""
+    result = run_cli("--database", sqlite_url, "stats", "--as-of", "next tuesday")
+    assert result.code == 2
+    assert result.err == "replywatch: 'next tuesday' is not an ISO 8601 date or time\n"
+    assert result.out == ""

@@ -66,14 +66,14 @@ secrets = {{ access_token = "file:token" }}
     await runtime.start()
     try:
         coordinator = runtime.coordinators["shop"]
-        await runtime._run_poll(coordinator)
+        await runtime.polling.poll(coordinator.account)
         assert coordinator.state is AccountState.AUTH_FAILED
         assert runtime.scheduler.get_job("shop").next_run_time is None  # paused
-        await runtime._resume_refreshed_credentials()
+        await runtime.polling.resume_refreshed_credentials()
         assert coordinator.paused  # nothing changed yet: stays paused
         (tmp_path / "token").write_text(NEW)
         os.utime(tmp_path / "token", ns=(3, 4))
-        await runtime._resume_refreshed_credentials()
+        await runtime.polling.resume_refreshed_credentials()
         assert runtime.scheduler.get_job("shop").next_run_time is not None
         record = await coordinator.poll()
         assert record.outcome is PollOutcome.SUCCESS and record.stored == 1

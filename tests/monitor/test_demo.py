@@ -9,11 +9,11 @@ from pathlib import Path
 from sqlalchemy import create_engine
 from sqlalchemy import text as sql
 
+from connectors import PLATFORMS
 from monitor.cli.demo.demo import BUSINESSES, demo_config_text
 from monitor.cli.demo.platforms import demo_platforms
 from monitor.cli.main import main
 from monitor.config.loading import load_config
-from monitor.core.platforms import PLATFORMS
 
 
 def test_demo_config_is_valid_and_has_every_platform(tmp_path: Path) -> None:

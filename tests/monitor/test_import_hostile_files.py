@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import csv_records
+from monitor.intake import csv_records
 from monitor.intake.csv_records import Broken, CsvRecords, Record, read_pieces
 from tests.conftest import RunCli
 

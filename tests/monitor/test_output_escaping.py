@@ -27,7 +27,7 @@ from monitor.core.escaping import (
 from monitor.core.figures import Figures, Window
 from monitor.core.profiles import Targets
 from monitor.store.stats import StatsRow
-from monitor.summary.data import AccountWeek, IsoWeek, LongWait, WeekSummary
+from monitor.summary.compose import AccountWeek, IsoWeek, LongWait, WeekSummary
 from monitor.summary.locale import get_locale
 from monitor.summary.render import render_html, render_markdown
 from tests.conftest import RunCli

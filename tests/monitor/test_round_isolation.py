@@ -235,7 +235,7 @@ async def test_the_monitor_keeps_its_counters_and_health_with_a_poisoned_store(
         # The test drives the rounds (the scheduler's first one, due at a past time, misfires).
         runtime.scheduler.remove_job("figures")
         try:
-            await runtime._refresh_figures_now()
+            await runtime.refresh_now()
             async with (
                 aiohttp.ClientSession() as session,
                 session.get(runtime.address + "/metrics") as response,

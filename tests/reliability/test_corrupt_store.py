@@ -193,7 +193,7 @@ async def test_healthz_says_503_when_the_rounds_fail_past_the_grace_and_200_afte
         grace = timedelta(seconds=GRACE_INTERVALS * interval)
         for hours in range(1, GRACE_INTERVALS + 1):
             clock.now = started + timedelta(hours=hours)
-            await runtime._refresh_figures_now()
+            await runtime.refresh_now()
             status, body = await health(runtime)
             # Up to and including the grace: a failing round may be a blip.
             assert status == 200, body
@@ -221,7 +221,7 @@ async def test_healthz_says_503_when_the_rounds_fail_past_the_grace_and_200_afte
         shutil.copy(backup, store.database)
         caplog.clear()
         clock.now += timedelta(minutes=1)
-        await runtime._refresh_figures_now()
+        await runtime.refresh_now()
         status, body = await health(runtime)
         assert status == 200 and body["status"] == "ok", body
         recovered = sorted(r.getMessage().split(" after")[0] for r in caplog.records)

@@ -170,7 +170,7 @@ async def test_absurd_times_through_the_events_hook_are_refused_with_the_window(
     assert sorted(stored) == ["m1", "m7"]
     assert stored["m1"][1] == "hi \ufffdthere"  # the cut emoji is shown as such, not lost
 
-    await runtime._refresh_figures_now()
+    await runtime.refresh_now()
     with runtime.context.engine.connect() as connection:
         alerts = connection.execute(text("SELECT thread_id, level FROM conversation_alerts"))
         assert sorted(alerts) == [("+49151m1", "breach")]

@@ -225,7 +225,7 @@ async def test_a_postgres_restart_delays_polls_and_loses_nothing(
         figures_before = snapshot_time(runtime)
         assert figures_before is not None
         caplog.clear()
-        await runtime._refresh_figures_now()
+        await runtime.refresh_now()
         logged = [r.getMessage() for r in caplog.records if r.exc_info]
         assert any(m.startswith("could not refresh the window figures") for m in logged)
         assert any(m.startswith("alert round failed") for m in logged)
@@ -249,7 +249,7 @@ async def test_a_postgres_restart_delays_polls_and_loses_nothing(
         assert healed.outcome is PollOutcome.SUCCESS and healed.stored == len(new)
         assert coordinator.state is AccountState.OK
         caplog.clear()
-        await runtime._refresh_figures_now()
+        await runtime.refresh_now()
         assert not [r for r in caplog.records if r.exc_info]
         figures_after = snapshot_time(runtime)
         assert figures_after is not None and figures_after > figures_before
@@ -302,7 +302,7 @@ async def test_a_monitor_whose_lock_was_taken_during_a_restart_stops_working(
         server.stop("fast")
         server.start()
         intruder.acquire()  # the restart freed the lock: a second monitor takes it first
-        await runtime._refresh_figures_now()
+        await runtime.refresh_now()
         assert runtime.lost_lock is not None and "another replywatch" in runtime.lost_lock
         healthy, body = runtime.health()
         assert not healthy and body["status"] == "stopped"

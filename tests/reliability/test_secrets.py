@@ -105,7 +105,7 @@ async def test_no_secret_in_metrics_health_store_or_summary(
     seen: list[str] = []
     try:
         for name in ("good", "expired"):
-            await runtime._run_poll(runtime.coordinators[name])
+            await runtime.polling.poll(name)
         first = next(iter(fake.owners["100"].conversations.values()))[0]
         body = fake.message_webhook("100", first.mid)
         signature = (
@@ -132,7 +132,7 @@ async def test_no_secret_in_metrics_health_store_or_summary(
                 headers={"Authorization": f"Bearer {SECRETS['EVENTS']}"},
             ) as r:
                 assert r.status == 200
-            await runtime._refresh_figures()  # decides outcomes, raises alerts, fails deliveries
+            await runtime.refresh.run()  # decides outcomes, raises alerts, fails deliveries
             for path in ("/metrics", "/healthz"):
                 async with session.get(runtime.address + path) as response:
                     seen.append(await response.text())

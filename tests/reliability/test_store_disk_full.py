@@ -209,7 +209,7 @@ secrets = {{ access_token = "env:DISKFULL_TOKEN" }}
             # its level, cannot, logs it and returns (the scheduler calls it again later).
             clock.shift = timedelta(hours=2)
             caplog.clear()
-            await runtime._refresh_figures_now()
+            await runtime.refresh_now()
             failed = [r for r in caplog.records if r.getMessage().startswith("alert round failed")]
             assert len(failed) == 1 and "full" in repr(failed[0].exc_info)
             # The figures are only read: they are still computed on a full disk.
@@ -228,7 +228,7 @@ secrets = {{ access_token = "env:DISKFULL_TOKEN" }}
                 assert response.status == 200
 
         caplog.clear()
-        await runtime._refresh_figures_now()
+        await runtime.refresh_now()
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
         # c2 and c4 wait unanswered for two hours: one alert each, the one the full disk
         # refused included.

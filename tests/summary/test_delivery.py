@@ -23,7 +23,7 @@ from monitor.notify.receivers import SlackReceiver
 from monitor.store.accounts import AccountDirectory
 from monitor.store.engine import open_engine
 from monitor.store.ingest import Ingestor
-from monitor.summary.data import IsoWeek
+from monitor.summary.compose import IsoWeek
 from monitor.summary.delivery import SENDS, SummaryMailer, due_week
 
 MONDAY = datetime(2026, 11, 23, tzinfo=UTC)  # ISO week 48; the summary of week 47 is due
@@ -176,15 +176,32 @@ async def test_each_recipient_gets_one_mail_with_html_chart_and_pdf(
     assert len(mailbox.messages) == 2
 
 
+def summary_events(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, str]]:
+    """(event, week, recipient) of each summary log record, in order."""
+    return [
+        (r.__dict__["event"], r.__dict__["week"], r.__dict__["recipient"])
+        for r in caplog.records
+        if r.name == "monitor.summary"
+    ]
+
+
 async def test_a_server_that_is_down_gets_the_mail_when_it_returns(
-    tmp_path: Path, mailbox: Mailbox, store: Engine
+    tmp_path: Path, mailbox: Mailbox, store: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The failure is recorded with its reason; the next round sends it; never twice."""
+    caplog.set_level("INFO", logger="monitor.summary")
     config = write_config(tmp_path, mailbox.port)
     clock = Clock(MONDAY + timedelta(hours=9))
     mailer = SummaryMailer(store, AccountDirectory(config), config, clock=clock)
     down = await run(mailer)
     assert (down.sent, down.failed) == (0, 2)
+    failed = summary_events(caplog)
+    assert [(event, week) for event, week, _ in failed] == [("summary_failed", "2026-W47")] * 2
+    assert {recipient for _, _, recipient in failed} == {
+        "lead@example.org|shop",
+        "modir@example.org|iran",
+    }
+    caplog.clear()
     with store.connect() as connection:
         rows = connection.execute(
             select(SENDS.c.attempts, SENDS.c.sent_at, SENDS.c.last_error)
@@ -195,6 +212,7 @@ async def test_a_server_that_is_down_gets_the_mail_when_it_returns(
     clock.now += timedelta(minutes=15)
     back = await run(mailer)
     assert (back.sent, back.failed) == (2, 0)
+    assert [event for event, _, _ in summary_events(caplog)] == ["summary_sent"] * 2
     clock.now += timedelta(minutes=15)
     assert (await run(mailer)).sent == 0
     assert len(mailbox.messages) == 2

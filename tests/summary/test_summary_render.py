@@ -23,7 +23,8 @@ from monitor.config.loading import Config
 from monitor.store.accounts import AccountDirectory
 from monitor.store.engine import open_engine
 from monitor.store.ingest import Ingestor
-from monitor.summary.data import IsoWeek, summarise_week
+from monitor.summary.compose import IsoWeek
+from monitor.summary.data import summarise_week
 from monitor.summary.locale import get_locale
 from monitor.summary.render import render_html, render_markdown
 from tests.conftest import SHARED_DATA, RunCli

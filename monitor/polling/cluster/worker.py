@@ -8,37 +8,34 @@ when it runs that account's poll job. Three tasks run on the shared procrastinat
   transaction (``monitor.polling.cluster.fencing``), then defers one poll job per due account. The
   job's lock is the account, so two polls of one account never run at once; its queueing
   lock is the account too, so at most one waits in the queue.
-* ``poll``: takes the account's lease, polls it with the same coordinator as
+* ``poll``: takes the account's lease, polls it through the same :class:`PollingHost` as
   ``replywatch run`` (backoff, rate limits, auth pauses), stores events and cursor only
-  while it holds the lease, and records when to poll next.
-* ``refresh`` (periodic, one at a time): vacuums the queue's tables, decides SLI outcomes
-  and sends alerts and weekly summaries, as ``replywatch run`` does after each figures
-  refresh.
+  while it holds the lease (:class:`LeasedWriter`), and records when to poll next.
+* ``refresh`` (periodic, one at a time): vacuums the queue's tables, then runs the rounds the
+  service layer gives the worker (``monitor.service.worker``: SLI outcomes, alerts and weekly
+  summaries, as ``replywatch run`` does after each figures refresh).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
 from procrastinate import App, JobContext
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 from procrastinate.jobs import Job, Status
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.base import FetchResult
 from monitor.config.loading import AccountConfig
-from monitor.notify.alert_cycle import AlertCycle
-from monitor.notify.receivers import build_receivers
 from monitor.polling.cluster import poll_state
 from monitor.polling.cluster.fencing import end_stalled_sessions
 from monitor.polling.cluster.queue import (
@@ -48,16 +45,19 @@ from monitor.polling.cluster.queue import (
     ensure_queue_schema,
     tidy_queue_tables,
 )
-from monitor.polling.connector_factory import Unavailable, build_connector
-from monitor.polling.coordinator import PollCoordinator
+from monitor.polling.host import PollingHost
 from monitor.store.context import AppContext
 from monitor.store.cursors import read_cursor
 from monitor.store.ingest import Ingestor
-from monitor.summary.delivery import SummaryMailer
 
-__all__ = ["ClusterWorker", "WorkerSettings"]
+__all__ = ["ClusterWorker", "LeasedWriter", "SharedSchedule", "WorkerSettings"]
 
 log = logging.getLogger("monitor.cluster")
+# One record when a poll job takes its account and one when it ends (DEBUG; `worker
+# --poll-log FILE` writes them as JSON lines): a start without an end is a poll cut off.
+poll_log = logging.getLogger("monitor.cluster.polls")
+# The worker's rounds after the queue is tidied (alerts, summaries): composed by the service.
+Rounds = Callable[[aiohttp.ClientSession], Awaitable[None]]
 
 _POLL_TASK = "replywatch.poll"
 _CONTROL_PRIORITY = 10  # the tick and the refresh go before waiting polls
@@ -76,7 +76,73 @@ class WorkerSettings:
     hold: timedelta = timedelta(seconds=60)
     first_poll_spread: float = 5.0
     request_timeout: float = 30.0
-    poll_log: Path | None = None
+
+
+class SharedSchedule:
+    """The coordinators' scheduler in a cluster: the shared ``poll_state`` table.
+
+    A poll's outcome and the next poll time its coordinator decided are written together,
+    under the account's lease, when the job ends (``poll_state.finish``); the tick hands the
+    account out again when that time comes. Nothing is moved in between.
+    """
+
+    def retry_at(self, account: str, when: datetime) -> None:
+        """Recorded with the outcome by ``poll_state.finish``."""
+
+    def pause(self, account: str) -> None:
+        """A refused token is tried again after ``poll_state.AUTH_RETRY``."""
+
+    def resume(self, account: str, when: datetime) -> None:
+        """Nothing is paused in between: each worker reads its own secrets at each poll."""
+
+
+class LeasedWriter:
+    """Stores a worker's polls only while their job holds the account's lease."""
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        clock: Callable[[], datetime],
+        account_ids: Mapping[str, int],
+        leases: Mapping[str, int],
+    ) -> None:
+        self.ingestor = ingestor
+        self.clock = clock
+        self.account_ids = account_ids
+        self.leases = leases
+        # The cursor each account's running poll started from.
+        self._loaded: dict[str, dict[str, str]] = {}
+
+    async def load_cursor(self, account: str) -> Mapping[str, str]:
+        """Read every time: the last poll may have run on another worker."""
+        engine = self.ingestor.engine
+        cursor = await asyncio.to_thread(read_cursor, engine, self.account_ids[account])
+        self._loaded[account] = cursor
+        return cursor
+
+    async def store(
+        self, platform: str, account: str, result: FetchResult, cursor: Mapping[str, str]
+    ) -> int:
+        """Store the poll in one transaction that first checks the lease (a fence)."""
+        account_id, job_id = self.account_ids[account], self.leases[account]
+        if not result.events and dict(cursor) == self._loaded.get(account):
+            # Nothing new and the cursor did not move (most polls): nothing to write.
+            return 0
+
+        def guard(connection: Any) -> None:
+            poll_state.check_lease(connection, account_id, job_id)
+
+        stored = await asyncio.to_thread(
+            self.ingestor.ingest,
+            result.events,
+            cursor=(platform, account, cursor),
+            seen_at=self.clock(),
+            guard=guard,
+        )
+        return stored.stored
+
+    async def drain(self) -> None:
+        """Each poll's transaction ends before its job does: nothing is in flight."""
 
 
 @dataclass
@@ -87,9 +153,8 @@ class ClusterWorker:
     settings: WorkerSettings = field(default_factory=WorkerSettings)
     base_url_for: Callable[[AccountConfig], str | None] = lambda account: account.base_url
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-
-    coordinators: dict[str, PollCoordinator] = field(default_factory=dict)
-    unavailable: dict[str, str] = field(default_factory=dict)
+    # Run by the periodic refresh task after the queue is tidied (monitor.service.worker).
+    rounds: Rounds | None = None
 
     def __post_init__(self) -> None:
         # Several processes write: no in-memory shortcut over what is stored (monitor.store.recent).
@@ -99,10 +164,15 @@ class ClusterWorker:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._ids: dict[str, int] = {}
         self._leases: dict[str, int] = {}
-        # The cursor each account's running poll started from.
-        self._loaded: dict[str, dict[str, str]] = {}
         self._session: aiohttp.ClientSession | None = None
-        self._poll_log: IO[str] | None = None
+        self.polling = PollingHost(
+            self.context.config,
+            LeasedWriter(self.ingestor, self.clock, self._ids, self._leases),
+            SharedSchedule(),
+            clock=self.clock,
+            base_url_for=self.base_url_for,
+            request_timeout=self.settings.request_timeout,
+        )
         self.app = self._build_app()
 
     def _build_app(self) -> App:
@@ -148,77 +218,32 @@ class ClusterWorker:
         )
         try:
             await self._start_accounts()
-            if self.settings.poll_log is not None:
-                self._poll_log = self.settings.poll_log.open("a", encoding="utf-8", buffering=1)
             async with self.app.open_async():
                 await self._work_until(stop)
         finally:
-            for coordinator in self.coordinators.values():
-                await coordinator.connector.aclose()
+            await self.polling.close()
             await self._session.close()
-            if self._poll_log is not None:
-                self._poll_log.close()
 
     async def _start_accounts(self) -> None:
         assert self._session is not None
         config = self.context.config
         now = self.clock()
-        receivers = build_receivers(config)
-        self.alerts = AlertCycle(self.context.engine, self.context.accounts, receivers, self.clock)
-        self.summaries: SummaryMailer | None = None
-        if config.summary.enabled and (
-            config.summary.recipients or config.summary.digest_receivers
-        ):
-            self.summaries = SummaryMailer(
-                self.context.engine, self.context.accounts, config, receivers, self.clock
-            )
         with self.context.engine.connect() as connection:
-            self._ids = {
-                name: ident
-                for (_platform, name), ident in self.context.accounts.ensure(
-                    connection, {(a.platform, a.name) for a in config.accounts.values()}
-                ).items()
-            }
-            connection.commit()
-        for account in config.accounts.values():
-            if account.source != "poll":
-                continue
-            built = build_connector(
-                config,
-                account,
-                self._session,
-                now=now,
-                base_url=self.base_url_for(account),
-                request_timeout=self.settings.request_timeout,
+            self._ids.update(
+                {
+                    name: ident
+                    for (_platform, name), ident in self.context.accounts.ensure(
+                        connection, {(a.platform, a.name) for a in config.accounts.values()}
+                    ).items()
+                }
             )
-            if isinstance(built, Unavailable):
-                self.unavailable[account.name] = built.reason
-                continue
-            self.coordinators[account.name] = self._coordinator(account, built[0])
-        polled = [self._ids[name] for name in self.coordinators]
+            connection.commit()
+        self.polling.open(self._session, now)
+        polled = [self._ids[name] for name in self.polling.coordinators]
         await asyncio.to_thread(
             poll_state.enroll, self.context.engine, polled, now, self.settings.first_poll_spread
         )
         self._polled_ids = polled
-
-    def _coordinator(self, account: AccountConfig, connector: Any) -> PollCoordinator:
-        name, platform = account.name, account.platform
-
-        async def store(result: FetchResult, cursor: Mapping[str, str]) -> int:
-            return await self._store(platform, name, result, cursor)
-
-        async def load_cursor() -> Mapping[str, str]:
-            return await self._load_cursor(name)
-
-        return PollCoordinator(
-            platform=platform,
-            account=name,
-            connector=connector,
-            interval=account.poll_interval,
-            load_cursor=load_cursor,
-            store=store,
-            clock=self.clock,
-        )
 
     async def _work_until(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -297,7 +322,7 @@ class ClusterWorker:
             try:
                 # Not retried: the account becomes due again and the next tick defers it.
                 await manager.finish_job_by_id_async(job.id, status=Status.FAILED, delete_job=True)
-            except Exception as err:  # another tick released it first
+            except ConnectorException as err:  # another tick released it first
                 log.debug("stalled job %s already released: %s", job.id, err)
                 continue
             log.warning(
@@ -310,10 +335,12 @@ class ClusterWorker:
 
     async def poll(self, job_id: int, account: str, deferred_at: datetime) -> str:
         """Run one account's poll job; returns what happened (for procrastinate's log)."""
-        coordinator = self.coordinators.get(account)
+        coordinator = self.polling.coordinators.get(account)
         if coordinator is None:
             log.warning(
-                "poll job for %s, which this worker cannot poll; is its config the same?", account
+                "poll job for %s, which this worker cannot poll; is its config the same?",
+                account,
+                extra={"event": "poll_job_unknown_account", "account": account},
             )
             return "unknown account"
         account_id = self._ids[account]
@@ -324,10 +351,8 @@ class ClusterWorker:
         if claimed is None:
             return "not due"
         started = claimed.at
-        self._log_poll({"event": "start", "account": account, "job": job_id, "at": started})
-        coordinator.state = claimed.state
-        coordinator.failures = claimed.failures
-        coordinator.last_success = claimed.last_success
+        self._log_poll("poll_started", account, job_id, at=started.isoformat())
+        coordinator.restore(claimed.state, claimed.failures, claimed.last_success)
         self._leases[account] = job_id
         record = await coordinator.poll()
         try:
@@ -340,10 +365,15 @@ class ClusterWorker:
                 failures=coordinator.failures,
                 error=coordinator.last_error,
             )
-        except Exception as err:
+        except SQLAlchemyError as err:
             # The store went away while the outcome was written (a frozen worker's session
             # is ended by the server): the hold runs out and the account is handed out again.
-            log.warning("could not record the poll of %s: %s", account, type(err).__name__)
+            log.warning(
+                "could not record the poll of %s: %s",
+                account,
+                type(err).__name__,
+                extra={"event": "poll_unrecorded", "account": account},
+            )
             given_back = None
         committed = given_back is not None
         finished = given_back or self.clock()
@@ -353,70 +383,45 @@ class ClusterWorker:
                 "its outcome is not recorded",
                 job_id,
                 account,
+                extra={"event": "poll_lease_lost", "account": account},
             )
         self._log_poll(
-            {
-                "event": "end",
-                "account": account,
-                "job": job_id,
-                "started": started,
-                "finished": finished,
-                "outcome": record.outcome.value,
-                "committed": committed,
-            }
+            "poll_ended",
+            account,
+            job_id,
+            started=started.isoformat(),
+            finished=finished.isoformat(),
+            outcome=record.outcome.value,
+            committed=committed,
         )
         return record.outcome.value
 
-    async def _store(
-        self, platform: str, account: str, result: FetchResult, cursor: Mapping[str, str]
-    ) -> int:
-        account_id, job_id = self._ids[account], self._leases[account]
-        if not result.events and dict(cursor) == self._loaded.get(account):
-            # Nothing new and the cursor did not move (most polls): nothing to write.
-            return 0
-
-        def guard(connection: Any) -> None:
-            poll_state.check_lease(connection, account_id, job_id)
-
-        stored = await asyncio.to_thread(
-            self.ingestor.ingest,
-            result.events,
-            cursor=(platform, account, cursor),
-            seen_at=self.clock(),
-            guard=guard,
-        )
-        return stored.stored
-
-    async def _load_cursor(self, account: str) -> Mapping[str, str]:
-        # Read every time: the last poll may have run on another worker.
-        cursor = await asyncio.to_thread(read_cursor, self.context.engine, self._ids[account])
-        self._loaded[account] = cursor
-        return cursor
-
     async def refresh(self) -> None:
-        """Decide SLI outcomes, deliver alerts and due weekly summaries (one worker at a time)."""
+        """Tidy the queue, then run the worker's rounds (one worker at a time)."""
         assert self._session is not None
         try:
             await asyncio.to_thread(tidy_queue_tables, self.context.engine)
-        except Exception as err:  # the polls go on; a slower fetch is no reason to stop
-            log.warning("could not vacuum the queue's tables: %s", type(err).__name__)
-        try:
-            await self.alerts.run(self._session, asyncio.Lock())
-        except Exception:
-            log.exception("alert round failed; the next round retries")
-        if self.summaries is not None:
-            try:
-                await self.summaries.send_due(self._session)
-            except Exception:
-                log.exception("weekly summary round failed; the next round retries")
+        except SQLAlchemyError as err:  # the polls go on; a slower fetch is no reason to stop
+            log.warning(
+                "could not vacuum the queue's tables: %s",
+                type(err).__name__,
+                extra={"event": "queue_tidy_failed"},
+            )
+        if self.rounds is not None:
+            await self.rounds(self._session)
 
-    def _log_poll(self, entry: dict[str, Any]) -> None:
-        # One JSON line when a poll takes its account and one when it ends: a start without
-        # an end is a poll that was cut off (killed worker).
-        if self._poll_log is None:
-            return
-        entry["worker"] = self.name
-        text = json.dumps(
-            {k: v.isoformat() if isinstance(v, datetime) else v for k, v in entry.items()}
-        )
-        self._poll_log.write(text + "\n")
+    def _log_poll(self, event: str, account: str, job: int, **fields: object) -> None:
+        if poll_log.isEnabledFor(logging.DEBUG):
+            poll_log.debug(
+                "%s %s job %s",
+                event,
+                account,
+                job,
+                extra={
+                    "event": event,
+                    "account": account,
+                    "job": job,
+                    "worker": self.name,
+                    **fields,
+                },
+            )

@@ -1,0 +1,1 @@
+"""One module per ``replywatch`` command: its options (``register``) and its body."""

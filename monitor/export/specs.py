@@ -1,0 +1,503 @@
+"""Every metric replywatch exports, in one table: name, help, type, labels, unit, exporter.
+
+The process registry (:mod:`monitor.export.metrics`), the cluster exporter of ``replywatch
+serve`` (:mod:`monitor.export.cluster_health`), the window-figures text
+(:mod:`monitor.export.figures_exporter`) and the names the alert rules and dashboards use
+(:mod:`alerts.catalog`) all read this table, so no help text or name is written twice.
+
+Naming follows Prometheus (style rule 8): one prefix, base units at the end of the name
+(``_seconds``, ``_ratio``), counters named without ``_total`` here as prometheus_client names
+their families (the ``_total`` sample is :attr:`MetricSpec.total`). Labels come from bounded
+sets only: platform, account (the configured name), channel, tier, profile, outcome, state.
+
+This module imports only the standard library: ``alerts/`` and ``dashboards/`` read it
+without pulling in a database driver, an HTTP server or the metrics library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+__all__ = [
+    "ACCOUNT_STATE",
+    "ALERT_DELIVERIES",
+    "ALERT_DELIVERY_RESULTS",
+    "ALERT_OUTBOX_PENDING",
+    "CONNECTION_CLOSES",
+    "EVENTS_REJECTED",
+    "EVENTS_STORED",
+    "FIGURES_SNAPSHOT",
+    "HTTP_CONNECTIONS_CLOSED",
+    "LAST_POLL_DURATION",
+    "LAST_SUCCESSFUL_POLL",
+    "LAST_UPDATE",
+    "MEAN_RESPONSE",
+    "MEDIAN_RESPONSE",
+    "MISSED_ITEMS",
+    "OLDEST_OPEN_WAIT",
+    "OPEN_WAITS",
+    "P90_RESPONSE",
+    "POLLS",
+    "POLL_DURATION",
+    "POLL_INTERVAL",
+    "PREFIX",
+    "QUOTA_USED",
+    "RESPONSE_RATE",
+    "RESPONSE_TIME",
+    "ROUND_FAILURES",
+    "ROUND_INTERVAL",
+    "ROUND_LAST_SUCCESS",
+    "SLI_OUTCOMES",
+    "SPECS",
+    "SUMMARY_SENDS",
+    "SUMMARY_SEND_RESULTS",
+    "TARGETS",
+    "TARGET_ESCALATE_AFTER",
+    "TARGET_MET",
+    "TARGET_MIN_WAITS",
+    "TARGET_RATE",
+    "TARGET_REPLY_DEADLINE",
+    "TARGET_RESPONSE",
+    "TARGET_WARN_AFTER",
+    "WEBHOOK_DELIVERIES",
+    "WEBHOOK_OUTCOMES",
+    "WINDOW_ANSWERED",
+    "WINDOW_FIGURES",
+    "WINDOW_WAITS",
+    "WITHIN_TARGET",
+    "Exporter",
+    "MetricSpec",
+    "spec_of_series",
+]
+
+PREFIX = "replywatch"
+
+Kind = Literal["counter", "gauge", "histogram"]
+
+
+class Exporter(StrEnum):
+    """Which part of replywatch puts a family on ``/metrics``."""
+
+    PROCESS = "process"
+    """The process registry (``Metrics``), counted by every process that serves ``/metrics``."""
+    POLLING = "polling"
+    """The process registry of the process that polls and delivers (``replywatch run``).
+    ``replywatch serve`` renders no such family of its own: the ones marked ``from_database``
+    it reads for the whole cluster from the shared tables (``ClusterHealth``)."""
+    FIGURES = "figures"
+    """The window-figures snapshot, rendered straight to exposition text (``FiguresSnapshot``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One metric family: what Prometheus sees of it, and who exports it."""
+
+    name: str
+    """The family name as prometheus_client gives it: a counter's without ``_total``."""
+    help: str
+    type: Kind
+    labels: tuple[str, ...]
+    exporter: Exporter
+    unit: str | None = None
+    """The base unit the name ends in. Not handed to prometheus_client: it would add a
+    ``# UNIT`` line to the OpenMetrics exposition, which replywatch has never served."""
+    buckets: tuple[float, ...] | None = None
+    """A histogram's fixed bucket bounds; None for one with a bound at every configured
+    target (``monitor.store.sli.histogram_buckets``)."""
+    from_database: bool = False
+    """``replywatch serve`` exports it for the whole cluster, read from the shared tables."""
+
+    def __post_init__(self) -> None:
+        if self.buckets is not None and self.type != "histogram":
+            raise ValueError(f"{self.name}: only a histogram has buckets")
+        if self.from_database and self.exporter is not Exporter.POLLING:
+            raise ValueError(f"{self.name}: only polling families are read from the database")
+
+    @property
+    def total(self) -> str:
+        """A counter's sample name (``<name>_total``)."""
+        if self.type != "counter":
+            raise ValueError(f"{self.name} is a {self.type}, not a counter")
+        return f"{self.name}_total"
+
+    @property
+    def bucket(self) -> str:
+        """A histogram's bucket series name."""
+        return self._histogram_series("bucket")
+
+    @property
+    def count(self) -> str:
+        """A histogram's observation count series name."""
+        return self._histogram_series("count")
+
+    @property
+    def sum(self) -> str:
+        """A histogram's observation sum series name."""
+        return self._histogram_series("sum")
+
+    @property
+    def series(self) -> frozenset[str]:
+        """Every sample name a query may use (``_created`` ones excepted)."""
+        if self.type == "counter":
+            return frozenset({self.total})
+        if self.type == "histogram":
+            return frozenset({self.bucket, self.count, self.sum})
+        return frozenset({self.name})
+
+    def _histogram_series(self, suffix: str) -> str:
+        if self.type != "histogram":
+            raise ValueError(f"{self.name} is a {self.type}, not a histogram")
+        return f"{self.name}_{suffix}"
+
+
+# Bounded label values the process registry creates at zero, so rates exist from the start.
+# Webhook platform "http" counts requests refused before routing (malformed HTTP).
+WEBHOOK_OUTCOMES = (
+    "accepted",
+    # Some items were refused and the rest stored.
+    "partial",
+    "bad_signature",
+    "too_large",
+    "malformed",
+    # The body never arrived in time.
+    "timeout",
+    "ignored",
+    "error",
+)
+# Why the HTTP server closed a connection itself (monitor.http.server).
+CONNECTION_CLOSES = ("header_timeout", "idle_timeout", "evicted", "refused")
+ALERT_DELIVERY_RESULTS = ("delivered", "failed", "refused")
+SUMMARY_SEND_RESULTS = ("sent", "failed")
+
+_ACCOUNT = ("platform", "account")
+# The window figures' labels, in the order the exposition writes them.
+_FIGURE_LABELS = ("platform", "account", "channel", "profile", "tier")
+_SLI_LABELS = ("platform", "account", "channel", "tier", "profile")
+_OPEN_LABELS = ("platform", "account", "channel")
+
+
+def _polling(
+    name: str,
+    help_text: str,
+    kind: Kind,
+    labels: tuple[str, ...],
+    *,
+    unit: str | None = None,
+    buckets: tuple[float, ...] | None = None,
+    from_database: bool = False,
+) -> MetricSpec:
+    return MetricSpec(
+        f"{PREFIX}_{name}", help_text, kind, labels, Exporter.POLLING, unit, buckets, from_database
+    )
+
+
+def _process(
+    name: str, help_text: str, kind: Kind, labels: tuple[str, ...], unit: str | None = None
+) -> MetricSpec:
+    return MetricSpec(f"{PREFIX}_{name}", help_text, kind, labels, Exporter.PROCESS, unit)
+
+
+def _figure(
+    name: str, help_text: str, labels: tuple[str, ...] = _FIGURE_LABELS, unit: str | None = None
+) -> MetricSpec:
+    return MetricSpec(f"{PREFIX}_{name}", help_text, "gauge", labels, Exporter.FIGURES, unit)
+
+
+# Connector health: counted where polls run.
+POLLS = _polling(
+    "polls", "Polls by outcome.", "counter", (*_ACCOUNT, "outcome"), from_database=True
+)
+# The distribution per platform (a histogram per account would be 14 series each at
+# 10,000 accounts); the last duration per account is enough to find a slow one.
+POLL_DURATION = _polling(
+    "poll_duration_seconds",
+    "How long one poll took, fetch and store, per platform.",
+    "histogram",
+    ("platform",),
+    unit="seconds",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+LAST_POLL_DURATION = _polling(
+    "last_poll_duration_seconds",
+    "How long the account's last poll took, fetch and store.",
+    "gauge",
+    _ACCOUNT,
+    unit="seconds",
+    from_database=True,
+)
+LAST_SUCCESSFUL_POLL = _polling(
+    "last_successful_poll_timestamp_seconds",
+    "Unix time of the last successful poll.",
+    "gauge",
+    _ACCOUNT,
+    unit="seconds",
+    from_database=True,
+)
+EVENTS_STORED = _process(
+    "events_stored",
+    "Events that were new or moved earlier, by source.",
+    "counter",
+    (*_ACCOUNT, "source"),
+)
+MISSED_ITEMS = _polling(
+    "connector_missed_items",
+    "Items the platform would not show in full (they may be missing from figures).",
+    "counter",
+    _ACCOUNT,
+    from_database=True,
+)
+QUOTA_USED = _polling(
+    "platform_quota_used_ratio",
+    "The platform's own usage figure for this account's credentials (0-1).",
+    "gauge",
+    _ACCOUNT,
+    unit="ratio",
+    from_database=True,
+)
+LAST_UPDATE = _polling(
+    "last_update_timestamp_seconds",
+    "Time of the newest update the platform delivered, for platforms that keep no "
+    "history (Telegram): when it stops moving, messages may be lost after 24 h.",
+    "gauge",
+    _ACCOUNT,
+    unit="seconds",
+)
+POLL_INTERVAL = _polling(
+    "poll_interval_seconds",
+    "How often the account is polled when all is well.",
+    "gauge",
+    _ACCOUNT,
+    unit="seconds",
+    from_database=True,
+)
+ACCOUNT_STATE = _polling(
+    "account_state",
+    "1 for the polling state the account is in (ok, failing, rate_limited, "
+    "auth_failed, starting), 0 for the others.",
+    "gauge",
+    (*_ACCOUNT, "state"),
+    from_database=True,
+)
+
+# Each account's targets, from the config, so alert rules compare against it.
+TARGET_WARN_AFTER = _process(
+    "target_warn_after_seconds",
+    "Open-wait age at which a warning is raised.",
+    "gauge",
+    _ACCOUNT,
+    "seconds",
+)
+TARGET_RESPONSE = _process(
+    "target_response_seconds",
+    "The response-time target (breach, badge mean).",
+    "gauge",
+    _ACCOUNT,
+    "seconds",
+)
+TARGET_REPLY_DEADLINE = _process(
+    "target_reply_deadline_seconds",
+    "The deadline for a wait to count as answered.",
+    "gauge",
+    _ACCOUNT,
+    "seconds",
+)
+TARGET_RATE = _process(
+    "target_rate_ratio", "The response-rate target (0-1).", "gauge", _ACCOUNT, "ratio"
+)
+TARGET_ESCALATE_AFTER = _process(
+    "target_escalate_after_seconds",
+    "Open-wait age at which an alert is escalated.",
+    "gauge",
+    _ACCOUNT,
+    "seconds",
+)
+TARGET_MIN_WAITS = _process(
+    "target_min_waits",
+    "Decided waits needed before rate figures and alerts count.",
+    "gauge",
+    _ACCOUNT,
+)
+TARGETS = (
+    TARGET_WARN_AFTER,
+    TARGET_RESPONSE,
+    TARGET_REPLY_DEADLINE,
+    TARGET_RATE,
+    TARGET_ESCALATE_AFTER,
+    TARGET_MIN_WAITS,
+)
+
+# Deliveries: alert notifications and weekly summaries, counted where they are sent.
+ALERT_DELIVERIES = _polling(
+    "alert_deliveries",
+    "Per-conversation alert deliveries by result (failed ones are retried).",
+    "counter",
+    ("result",),
+    from_database=True,
+)
+ALERT_OUTBOX_PENDING = _polling(
+    "alert_outbox_pending",
+    "Alert notifications stored but not yet delivered.",
+    "gauge",
+    (),
+    from_database=True,
+)
+SUMMARY_SENDS = _polling(
+    "summary_sends",
+    "Weekly summaries (mails and chat digests) by result; failed ones are retried.",
+    "counter",
+    ("result",),
+    from_database=True,
+)
+
+# The background rounds (monitor.core.round_health): a round that stops succeeding, or skips
+# items it cannot handle, must be visible even while /healthz still answers.
+ROUND_FAILURES = _process(
+    "round_failures",
+    "Background round failures: a whole round, or one item a round skipped "
+    "(a wait, a conversation) while doing the rest.",
+    "counter",
+    ("round",),
+)
+ROUND_LAST_SUCCESS = _process(
+    "round_last_success_timestamp_seconds",
+    "Unix time the round last completed (the process start until it first does).",
+    "gauge",
+    ("round",),
+    "seconds",
+)
+ROUND_INTERVAL = _process(
+    "round_interval_seconds",
+    "How often the round runs when all is well.",
+    "gauge",
+    ("round",),
+    "seconds",
+)
+
+# Intake: what this process's store and HTTP server accepted and refused.
+EVENTS_REJECTED = _process(
+    "events_rejected",
+    "Events the store refused (a time outside the plausibility window, an id no "
+    "database can hold); the good events beside them were stored.",
+    "counter",
+    ("platform",),
+)
+WEBHOOK_DELIVERIES = _process(
+    "webhook_deliveries", "Webhook deliveries by outcome.", "counter", ("platform", "outcome")
+)
+HTTP_CONNECTIONS_CLOSED = _process(
+    "http_connections_closed",
+    "Connections the HTTP server closed itself: slow or idle ones, and those over the "
+    "connection limit.",
+    "counter",
+    ("reason",),
+)
+
+# Window figures (metrics.md section 4), per account (channel="all"), channel and tier.
+WINDOW_WAITS = _figure("window_waits", "Waits opened in the profile's window.")
+WINDOW_ANSWERED = _figure("window_answered", "Of those, answered.")
+RESPONSE_RATE = _figure(
+    "response_rate_ratio",
+    "Waits answered within the reply deadline / decided waits.",
+    unit="ratio",
+)
+WITHIN_TARGET = _figure(
+    "within_target_ratio",
+    "Waits answered within the response-time target / decided.",
+    unit="ratio",
+)
+MEAN_RESPONSE = _figure(
+    "mean_response_seconds", "Mean response time of answered waits.", unit="seconds"
+)
+MEDIAN_RESPONSE = _figure(
+    "median_response_seconds", "Median response time of answered waits.", unit="seconds"
+)
+P90_RESPONSE = _figure(
+    "p90_response_seconds",
+    "90th percentile response time (linear interpolation).",
+    unit="seconds",
+)
+TARGET_MET = _figure(
+    "target_met", "1 when the badge rule holds, 0 when not (absent: too little data)."
+)
+WINDOW_FIGURES = (
+    WINDOW_WAITS,
+    WINDOW_ANSWERED,
+    RESPONSE_RATE,
+    WITHIN_TARGET,
+    MEAN_RESPONSE,
+    MEDIAN_RESPONSE,
+    P90_RESPONSE,
+    TARGET_MET,
+)
+FIGURES_SNAPSHOT = _figure(
+    "figures_snapshot_timestamp_seconds",
+    "When the window figures were last computed.",
+    labels=(),
+    unit="seconds",
+)
+SLI_OUTCOMES = MetricSpec(
+    f"{PREFIX}_sli_outcomes",
+    "Waits decided against the response-time target: met when answered in time, missed "
+    "when the deadline passed unanswered (metrics.md section 6).",
+    "counter",
+    (*_SLI_LABELS, "outcome"),
+    Exporter.FIGURES,
+)
+RESPONSE_TIME = MetricSpec(
+    f"{PREFIX}_response_time_seconds",
+    "Response time of answered waits (business seconds when the account has hours), with a "
+    "bucket at every target.",
+    "histogram",
+    _SLI_LABELS,
+    Exporter.FIGURES,
+    unit="seconds",
+)
+# Rendered at scrape time from the opening times of the waits still open.
+OPEN_WAITS = _figure(
+    "open_waits", "Customers waiting for an answer right now.", labels=_OPEN_LABELS
+)
+OLDEST_OPEN_WAIT = _figure(
+    "oldest_open_wait_seconds",
+    "How long the longest-waiting customer has waited.",
+    labels=_OPEN_LABELS,
+    unit="seconds",
+)
+
+SPECS: tuple[MetricSpec, ...] = (
+    POLLS,
+    POLL_DURATION,
+    LAST_POLL_DURATION,
+    LAST_SUCCESSFUL_POLL,
+    EVENTS_STORED,
+    MISSED_ITEMS,
+    QUOTA_USED,
+    LAST_UPDATE,
+    POLL_INTERVAL,
+    ACCOUNT_STATE,
+    *TARGETS,
+    ALERT_DELIVERIES,
+    ALERT_OUTBOX_PENDING,
+    SUMMARY_SENDS,
+    ROUND_FAILURES,
+    ROUND_LAST_SUCCESS,
+    ROUND_INTERVAL,
+    EVENTS_REJECTED,
+    WEBHOOK_DELIVERIES,
+    HTTP_CONNECTIONS_CLOSED,
+    *WINDOW_FIGURES,
+    FIGURES_SNAPSHOT,
+    SLI_OUTCOMES,
+    RESPONSE_TIME,
+    OPEN_WAITS,
+    OLDEST_OPEN_WAIT,
+)
+"""Every family replywatch exports, in the order the process registry registers them."""
+
+_BY_SERIES = {series: spec for spec in SPECS for series in spec.series}
+
+
+def spec_of_series(series: str) -> MetricSpec | None:
+    """The family a sample name belongs to (``replywatch_polls_total`` -> POLLS), if any."""
+    return _BY_SERIES.get(series)
