@@ -50,6 +50,8 @@ class Metric:
     TARGET_MET = specs.TARGET_MET.name
     OPEN_WAITS = specs.OPEN_WAITS.name
     OLDEST_WAIT = specs.OLDEST_OPEN_WAIT.name
+    WARNING_AT = specs.OPEN_WAIT_WARNING_AT.name
+    BREACH_AT = specs.OPEN_WAIT_BREACH_AT.name
     SLI_OUTCOMES = specs.SLI_OUTCOMES.total
     RESPONSE_TIME_BUCKET = specs.RESPONSE_TIME.bucket
     RESPONSE_TIME_COUNT = specs.RESPONSE_TIME.count

@@ -9,27 +9,46 @@ from alerts.catalog import BURN_WINDOWS, Metric, missed_ratio
 from dashboards.panels import (
     account_variable,
     bargauge_panel,
+    datasource_variable,
     heatmap_panel,
+    level_vs_rate,
+    level_vs_time,
     query,
-    rate_thresholds,
     stat_panel,
     table_panel,
+    thresholds_from_target,
     time_thresholds,
     timeseries_panel,
 )
 
-__all__ = ["UID", "build"]
+__all__ = ["PANEL_IDS", "UID", "build"]
 
 UID = "replywatch-account"
-TABLE = PromQueryFormat.TABLE
 ACCOUNT = 'account="$account"'
 CHANNELS = f'{ACCOUNT}, channel=~"$channel"'
+# Fixed ids (see dashboards.build): a new panel takes the next free number.
+PANEL_IDS = {
+    "Response rate": 1,
+    "Mean response time": 2,
+    "Median / p90": 3,
+    "Customers waiting": 4,
+    "Response times by hour (heatmap)": 5,
+    "Response-time distribution: share answered within": 6,
+    "Waits decided per hour: met and missed": 7,
+    "Waits and answers in the window": 8,
+    "Error budget burn rate per window": 9,
+    "Within-target share by channel": 10,
+    "Channels side by side": 11,
+}
 
 
 def build() -> dashboard.Dashboard:
-    """The per-account dashboard (template variables: account, channel, profile)."""
+    """The per-account dashboard (template variables: data source, account, channel)."""
     mine = f'{{{ACCOUNT}, channel="all", tier="all"}}'
+    # One series per channel: the account's own "all" sits beside the channels in the family.
+    by_channel = f'{{{CHANNELS}, channel!="all", tier="all"}}'
     buckets = f"{Metric.RESPONSE_TIME_BUCKET}{{{CHANNELS}}}"
+    rate_target = f"max by (platform, account) ({Metric.TARGET_RATE}{{{ACCOUNT}}})"
     budget = f"on (platform, account) group_left () (1 - {Metric.TARGET_RATE}{{{ACCOUNT}}})"
     burn = [
         query(
@@ -49,6 +68,7 @@ def build() -> dashboard.Dashboard:
         .time("now-7d", "now")
         .refresh("1m")
         .timezone("browser")
+        .with_variable(datasource_variable())
         .with_variable(account_variable("account", f"label_values({Metric.WINDOW_WAITS}, account)"))
         .with_variable(
             account_variable(
@@ -57,42 +77,52 @@ def build() -> dashboard.Dashboard:
                 multi=True,
             )
         )
-        .with_variable(
-            account_variable(
-                "profile", f"label_values({Metric.WINDOW_WAITS}{{{ACCOUNT}}}, profile)"
-            )
-        )
         .with_panel(
             stat_panel(
                 "Response rate",
-                query(f"{Metric.RESPONSE_RATE}{mine}", instant=True),
+                [
+                    query(f"{Metric.RESPONSE_RATE}{mine}", "rate", "rate", instant=True),
+                    query(rate_target, "target", "rate_target", instant=True),
+                ],
                 "percentunit",
-                rate_thresholds(),
+                description="The response rate beside the account's configured rate target.",
             )
         )
         .with_panel(
-            stat_panel(
-                "Mean response time",
-                query(f"{Metric.MEAN_RESPONSE}{mine}", instant=True),
-                "s",
-                time_thresholds(),
-            )
-        )
-        .with_panel(
-            stat_panel(
-                "Median / p90",
-                query(
-                    f"{Metric.MEDIAN_RESPONSE}{mine} or {Metric.P90_RESPONSE}{mine}", instant=True
+            thresholds_from_target(
+                stat_panel(
+                    "Mean response time",
+                    query(f"{Metric.MEAN_RESPONSE}{mine}", instant=True),
+                    "s",
+                    time_thresholds(),
+                    description="Red from the account's configured response target on.",
                 ),
-                "s",
-                time_thresholds(),
+                Metric.TARGET_RESPONSE,
+                ACCOUNT,
+            )
+        )
+        .with_panel(
+            thresholds_from_target(
+                stat_panel(
+                    "Median / p90",
+                    [
+                        query(f"{Metric.MEDIAN_RESPONSE}{mine}", "median", "median", instant=True),
+                        query(f"{Metric.P90_RESPONSE}{mine}", "p90", "p90", instant=True),
+                    ],
+                    "s",
+                    time_thresholds(),
+                    description="Red from the account's configured response target on.",
+                ),
+                Metric.TARGET_RESPONSE,
+                ACCOUNT,
             )
         )
         .with_panel(
             stat_panel(
                 "Customers waiting",
                 query(
-                    f'{Metric.OPEN_WAITS}{{{ACCOUNT}, channel="all"}} or vector(0)', instant=True
+                    f'sum({Metric.OPEN_WAITS}{{{ACCOUNT}, channel="all"}}) or vector(0)',
+                    instant=True,
                 ),
                 "none",
             )
@@ -156,32 +186,31 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             timeseries_panel(
                 "Within-target share by channel",
-                [query(f'{Metric.WITHIN_TARGET}{{{CHANNELS}, tier="all"}}', "{{channel}}")],
+                [
+                    query(f'{Metric.WITHIN_TARGET}{{{CHANNELS}, tier="all"}}', "{{channel}}"),
+                    query(rate_target, "rate target", "rate_target"),
+                ],
                 "percentunit",
-                rate_thresholds(),
+                description="Each channel's share answered within the response target, and the "
+                "account's configured rate target as a line.",
             )
         )
         .with_panel(
             table_panel(
                 "Channels side by side",
+                ("platform", "account", "channel"),
                 [
-                    query(
-                        f'{Metric.RESPONSE_RATE}{{{CHANNELS}, tier="all"}}', "", "rate", True, TABLE
-                    ),
-                    query(
-                        f'{Metric.MEAN_RESPONSE}{{{CHANNELS}, tier="all"}}', "", "mean", True, TABLE
-                    ),
-                    query(
-                        f'{Metric.P90_RESPONSE}{{{CHANNELS}, tier="all"}}', "", "p90", True, TABLE
-                    ),
-                    query(
-                        f'{Metric.WINDOW_WAITS}{{{CHANNELS}, tier="all"}}', "", "waits", True, TABLE
-                    ),
+                    ("rate", f"{Metric.RESPONSE_RATE}{by_channel}"),
+                    ("rate_level", level_vs_rate(f"{Metric.RESPONSE_RATE}{by_channel}")),
+                    ("mean", f"{Metric.MEAN_RESPONSE}{by_channel}"),
+                    ("mean_level", level_vs_time(f"{Metric.MEAN_RESPONSE}{by_channel}")),
+                    ("p90", f"{Metric.P90_RESPONSE}{by_channel}"),
+                    ("waits", f"{Metric.WINDOW_WAITS}{by_channel}"),
                 ],
                 sort_by="Value #rate",
                 descending=False,
                 units={"Value #rate": "percentunit", "Value #mean": "s", "Value #p90": "s"},
-                thresholds={"Value #rate": rate_thresholds(), "Value #mean": time_thresholds()},
+                levels=("Value #rate_level", "Value #mean_level"),
             )
         )
     )

@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard
-from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from alerts.catalog import Metric
-from dashboards.panels import query, stat_panel, table_panel, timeseries_panel
+from dashboards.panels import (
+    Column,
+    datasource_variable,
+    query,
+    stat_panel,
+    table_panel,
+    timeseries_panel,
+)
 
-__all__ = ["UID", "build"]
+__all__ = ["PANEL_IDS", "UID", "build"]
 
 UID = "replywatch-connectors"
-TABLE = PromQueryFormat.TABLE
+# Fixed ids (see dashboards.build): a new panel takes the next free number.
+PANEL_IDS = {
+    "Accounts with an expired token": 1,
+    "Accounts failing or throttled": 2,
+    "Stalest data": 3,
+    "Polls by outcome": 4,
+    "Poll duration (p50, p95) per platform": 5,
+    "Accounts, stalest first": 6,
+    "Platform quota used": 7,
+    "Events stored by source": 8,
+    "Webhook deliveries by outcome": 9,
+    "Alert notifications": 10,
+    "Items the platform would not show": 11,
+}
 
 
 def build() -> dashboard.Dashboard:
@@ -24,6 +43,7 @@ def build() -> dashboard.Dashboard:
         .time("now-6h", "now")
         .refresh("1m")
         .timezone("browser")
+        .with_variable(datasource_variable())
         .with_panel(
             stat_panel(
                 "Accounts with an expired token",
@@ -89,11 +109,13 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             table_panel(
                 "Accounts, stalest first",
+                ("platform", "account"),
                 [
-                    query(f"time() - {Metric.LAST_SUCCESS}", "", "age", True, TABLE),
-                    query(f"{Metric.POLL_INTERVAL}", "", "interval", True, TABLE),
-                    query(f"{Metric.LAST_POLL_DURATION}", "", "duration", True, TABLE),
-                    query(f"{Metric.ACCOUNT_STATE} == 1", "", "state", True, TABLE),
+                    ("age", f"time() - {Metric.LAST_SUCCESS}"),
+                    ("interval", f"{Metric.POLL_INTERVAL}"),
+                    ("duration", f"{Metric.LAST_POLL_DURATION}"),
+                    # The state as a column: the label of the one state series that reads 1.
+                    Column("state", f"{Metric.ACCOUNT_STATE} == 1", ("state",)),
                 ],
                 sort_by="Value #age",
                 descending=True,

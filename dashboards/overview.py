@@ -1,25 +1,35 @@
-"""Overview: every account at a glance, worst first, against 90% answered and 15 minutes."""
+"""Overview: every account at a glance, worst first, each against its own configured targets."""
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard
-from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from alerts.catalog import ACCOUNT_TOTAL, Metric
 from dashboards.panels import (
     account_link,
+    datasource_variable,
+    level_vs_rate,
+    level_vs_time,
     query,
-    rate_thresholds,
     stat_panel,
     table_panel,
-    time_thresholds,
     timeseries_panel,
 )
 
-__all__ = ["UID", "build"]
+__all__ = ["PANEL_IDS", "UID", "build"]
 
 UID = "replywatch-overview"
-TABLE = PromQueryFormat.TABLE
+ACCOUNTS = ("platform", "account")
+# Fixed ids (see dashboards.build): a new panel takes the next free number.
+PANEL_IDS = {
+    "Accounts holding the badge": 1,
+    "Accounts missing the target": 2,
+    "Customers waiting now": 3,
+    "Longest wait now": 4,
+    "Accounts, worst response rate first": 5,
+    "Response rate per account": 6,
+    "Mean response time per account": 7,
+}
 # Share of the week's error budget left: 1 - (missed share / (1 - rate target)), clamped.
 BUDGET_LEFT = (
     f"clamp_min(1 - ((sum by (platform, account) (increase({Metric.SLI_OUTCOMES}"
@@ -31,6 +41,9 @@ BUDGET_LEFT = (
 def build() -> dashboard.Dashboard:
     """The overview dashboard."""
     total = f"{{{ACCOUNT_TOTAL}}}"
+    rate = f"{Metric.RESPONSE_RATE}{total}"
+    mean = f"{Metric.MEAN_RESPONSE}{total}"
+    oldest = f'{Metric.OLDEST_WAIT}{{channel="all"}}'
     return (
         dashboard.Dashboard("replywatch: overview")
         .uid(UID)
@@ -39,6 +52,7 @@ def build() -> dashboard.Dashboard:
         .time("now-7d", "now")
         .refresh("1m")
         .timezone("browser")
+        .with_variable(datasource_variable())
         .with_panel(
             stat_panel(
                 "Accounts holding the badge",
@@ -70,20 +84,25 @@ def build() -> dashboard.Dashboard:
                 "Longest wait now",
                 query(f'max({Metric.OLDEST_WAIT}{{channel="all"}})', instant=True),
                 "s",
-                time_thresholds(),
                 width=6,
+                description="The longest wait of any account; the table below judges each "
+                "account's wait against its own targets.",
             )
         )
         .with_panel(
             table_panel(
                 "Accounts, worst response rate first",
+                ACCOUNTS,
                 [
-                    query(f"{Metric.RESPONSE_RATE}{total}", "", "rate", True, TABLE),
-                    query(f"{Metric.MEAN_RESPONSE}{total}", "", "mean", True, TABLE),
-                    query(f"{Metric.TARGET_MET}{total}", "", "badge", True, TABLE),
-                    query(f'{Metric.OPEN_WAITS}{{channel="all"}}', "", "open", True, TABLE),
-                    query(f'{Metric.OLDEST_WAIT}{{channel="all"}}', "", "oldest", True, TABLE),
-                    query(BUDGET_LEFT, "", "budget", True, TABLE),
+                    ("rate", rate),
+                    ("rate_level", level_vs_rate(rate)),
+                    ("mean", mean),
+                    ("mean_level", level_vs_time(mean)),
+                    ("badge", f"{Metric.TARGET_MET}{total}"),
+                    ("open", f'{Metric.OPEN_WAITS}{{channel="all"}}'),
+                    ("oldest", oldest),
+                    ("oldest_level", level_vs_time(oldest)),
+                    ("budget", BUDGET_LEFT),
                 ],
                 sort_by="Value #rate",
                 descending=False,
@@ -93,30 +112,27 @@ def build() -> dashboard.Dashboard:
                     "Value #oldest": "s",
                     "Value #budget": "percentunit",
                 },
-                thresholds={
-                    "Value #rate": rate_thresholds(),
-                    "Value #mean": time_thresholds(),
-                    "Value #oldest": time_thresholds(),
-                },
+                levels=("Value #rate_level", "Value #mean_level", "Value #oldest_level"),
                 link=account_link(),
                 description="Response rate and mean response time over each account's profile "
-                "window; open waits now; error budget left of the 7-day SLO (90% within target).",
+                "window; open waits now; error budget left of the 7-day SLO. The level columns "
+                "judge each row against that account's configured targets "
+                "(replywatch_target_*; the built-in ones where none is exported): past "
+                "warn_after, past the response target, below the rate target.",
             )
         )
         .with_panel(
             timeseries_panel(
                 "Response rate per account",
-                [query(f"{Metric.RESPONSE_RATE}{total}", "{{platform}}/{{account}}")],
+                [query(rate, "{{platform}}/{{account}}")],
                 "percentunit",
-                rate_thresholds(),
             )
         )
         .with_panel(
             timeseries_panel(
                 "Mean response time per account",
-                [query(f"{Metric.MEAN_RESPONSE}{total}", "{{platform}}/{{account}}")],
+                [query(mean, "{{platform}}/{{account}}")],
                 "s",
-                time_thresholds(),
             )
         )
     )

@@ -1,11 +1,29 @@
 """Small builders on top of grafana-foundation-sdk that every replywatch dashboard uses.
 
-They fix what must be the same everywhere: the Prometheus datasource (uid ``prometheus``, as
-provisioned in ``deploy/grafana``), colours for "good" and "bad", and the target thresholds
-from :mod:`alerts.catalog`.
+They fix what must be the same everywhere: the Prometheus datasource, colours for "good" and
+"bad", and how a value is judged against its account's own targets, read from the exported
+``replywatch_target_*`` series (the config's values), never from constants:
+
+- a table compares each row with that row's account in PromQL: a "level" column (0 on target,
+  1 past ``warn_after``, 2 past the response target; 2 below the rate target) that value
+  mappings colour. Grafana has no per-row threshold, and its "Config from query results"
+  transformation reduces the target query to one value for the whole panel;
+- a stat or time series of one account takes its threshold from a hidden target query through
+  that transformation (``configFromData``, mapping the query to ``threshold1``);
+- where no target series exists, the built-in targets (:data:`alerts.catalog.DEFAULT_TARGETS`)
+  stand in: in PromQL with ``or``, in a panel as its own thresholds, which Grafana keeps when the
+  target query returns nothing.
+
+Every datasource reference reads ``${DS_PROMETHEUS}``, as in a dashboard Grafana exports for
+sharing: importing the JSON asks for a Prometheus (the ``__inputs`` entry that
+:mod:`dashboards.build` adds) and replaces the placeholder with its uid. Provisioned from files
+(``deploy/grafana``), nothing replaces it; there the datasource variable of the same name
+resolves it to the default Prometheus, whatever its uid.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from grafana_foundation_sdk.builders import (
     bargauge,
@@ -33,24 +51,62 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from alerts.catalog import DEFAULT_TARGETS
+from alerts.catalog import DEFAULT_TARGETS, Metric
 
 __all__ = [
     "DATASOURCE",
+    "DS_INPUT",
+    "LEVEL_TEXT",
+    "TARGET_REF",
+    "Column",
     "account_link",
     "account_variable",
     "bargauge_panel",
+    "datasource_variable",
     "heatmap_panel",
+    "level_vs_rate",
+    "level_vs_time",
     "query",
     "rate_thresholds",
     "stat_panel",
     "table_panel",
+    "thresholds_from_target",
     "time_thresholds",
     "timeseries_panel",
 ]
 
-DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
+DS_INPUT = "DS_PROMETHEUS"
+DATASOURCE = DataSourceRef(type_val="prometheus", uid=f"${{{DS_INPUT}}}")
 GOOD, WARN, BAD = "green", "orange", "red"
+ROW_KEY = "platform, account"
+TARGET_REF = "target"
+"""refId (and legend) of a panel's hidden target query, read by ``configFromData``."""
+LEVEL_TEXT = {0: ("on target", GOOD), 1: ("past warn_after", WARN), 2: ("past the target", BAD)}
+"""What a level column's values mean, and their colours."""
+
+
+def _target(metric: str, like: str, default: float) -> str:
+    """The account's target ``metric`` for each series of ``like``; ``default`` where absent."""
+    return (
+        f"(max by ({ROW_KEY}) ({metric}) or on ({ROW_KEY}) "
+        f"(max by ({ROW_KEY}) ({like}) * 0 + {default:g}))"
+    )
+
+
+def level_vs_time(expr: str) -> str:
+    """Per series of ``expr`` (seconds): 0, 1 at or past warn_after, 2 at or past the target."""
+    on = f"on ({ROW_KEY}) group_left ()"
+    warn = _target(Metric.TARGET_WARN, expr, DEFAULT_TARGETS.warn_after.total_seconds())
+    response = _target(
+        Metric.TARGET_RESPONSE, expr, DEFAULT_TARGETS.response_target.total_seconds()
+    )
+    return f"(({expr}) >= bool {on} {warn}) + (({expr}) >= bool {on} {response})"
+
+
+def level_vs_rate(expr: str) -> str:
+    """Per series of ``expr`` (a ratio): 0 at or above the rate target, 2 below it."""
+    rate = _target(Metric.TARGET_RATE, expr, DEFAULT_TARGETS.rate_target)
+    return f"2 * (({expr}) < bool on ({ROW_KEY}) group_left () {rate})"
 
 
 def query(
@@ -99,25 +155,50 @@ def time_thresholds() -> dashboard.ThresholdsConfig:
     )
 
 
+def thresholds_from_target(
+    panel: stat.Panel | timeseries.Panel, metric: str, selector: str
+) -> stat.Panel | timeseries.Panel:
+    """Make the account's ``metric`` (one account, picked by ``selector``) the panel's threshold.
+
+    A hidden instant query (refId and legend :data:`TARGET_REF`) reads the target; Grafana's
+    "Config from query results" transformation takes its last value as ``threshold1`` (green
+    below, red from it on) on every number field and drops the query from the panel. When the
+    query finds no series, the panel's own thresholds (the built-in targets) stay.
+    """
+    target = query(
+        f"max by ({ROW_KEY}) ({metric}{{{selector}}})", TARGET_REF, TARGET_REF, instant=True
+    )
+    options = {
+        "configRefId": TARGET_REF,
+        "mappings": [
+            {"fieldName": TARGET_REF, "handlerKey": "threshold1", "reducerId": "lastNotNull"}
+        ],
+    }
+    return panel.with_target(target).with_transformation(
+        DataTransformerConfig(id_val="configFromData", options=options)
+    )
+
+
 def stat_panel(
     title: str,
-    target: prometheus.Dataquery,
+    target: prometheus.Dataquery | list[prometheus.Dataquery],
     unit: str,
     thresholds: dashboard.ThresholdsConfig | None = None,
     width: int = 6,
     description: str = "",
 ) -> stat.Panel:
-    """A single number (or one per series) with colour."""
+    """A single number (or one per query, each query giving one series) with colour."""
     panel = (
         stat.Panel()
         .title(title)
         .description(description)
         .datasource(DATASOURCE)
-        .with_target(target)
         .unit(unit)
         .span(width)
         .height(4)
     )
+    for each in target if isinstance(target, list) else [target]:
+        panel = panel.with_target(each)
     if thresholds is not None:
         panel = panel.thresholds(thresholds)
     return panel
@@ -152,18 +233,39 @@ def timeseries_panel(
     return panel
 
 
+class Column(NamedTuple):
+    """One query of a table: its refId (the column is ``Value #<ref>``), PromQL, extra labels.
+
+    ``labels`` are label columns this query adds beside the table's row labels (such as the
+    polling ``state``); they must take one value per row.
+    """
+
+    ref: str
+    expr: str
+    labels: tuple[str, ...] = ()
+
+
 def table_panel(
     title: str,
-    targets: list[prometheus.Dataquery],
+    by: tuple[str, ...],
+    targets: list[tuple[str, str] | Column],
     sort_by: str,
     descending: bool,
     width: int = 24,
     description: str = "",
     units: dict[str, str] | None = None,
-    thresholds: dict[str, dashboard.ThresholdsConfig] | None = None,
+    levels: tuple[str, ...] = (),
     link: dashboard.DashboardLink | None = None,
 ) -> table.Panel:
-    """Instant queries joined into one row per account (and channel), sorted."""
+    """Instant queries (:class:`Column` or ``(ref, expr)``), one row per value of ``by``.
+
+    ``levels`` names the columns (``Value #<ref>``) holding a :func:`level_vs_time` or
+    :func:`level_vs_rate`: they show as :data:`LEVEL_TEXT` on its colour.
+
+    Each query is wrapped in ``max by (<by>) (...)``, so every query's frame has the same label
+    columns and no ``__name__``: Grafana's ``merge`` joins rows whose shared columns are equal,
+    and a metric name that differs between the queries would keep one row per query.
+    """
     panel = (
         table.Panel()
         .title(title)
@@ -178,14 +280,32 @@ def table_panel(
         )
     )
     for target in targets:
-        panel = panel.with_target(target)
+        column = Column(*target)
+        labels = ", ".join((*by, *column.labels))
+        panel = panel.with_target(
+            query(
+                f"max by ({labels}) ({column.expr})",
+                ref=column.ref,
+                instant=True,
+                fmt=PromQueryFormat.TABLE,
+            )
+        )
     for field, unit in (units or {}).items():
         panel = panel.override_by_name(field, [DynamicConfigValue(id_val="unit", value=unit)])
-    for field, config in (thresholds or {}).items():
+    mappings = [
+        {
+            "type": "value",
+            "options": {
+                str(level): {"text": text, "color": colour, "index": level}
+                for level, (text, colour) in LEVEL_TEXT.items()
+            },
+        }
+    ]
+    for field in levels:
         panel = panel.override_by_name(
             field,
             [
-                DynamicConfigValue(id_val="thresholds", value=config.build()),
+                DynamicConfigValue(id_val="mappings", value=mappings),
                 DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
             ],
         )
@@ -239,6 +359,11 @@ def account_variable(name: str, expr: str, multi: bool = False) -> dashboard.Que
         .multi(multi)
         .include_all(multi)
     )
+
+
+def datasource_variable() -> dashboard.DatasourceVariable:
+    """The ``DS_PROMETHEUS`` variable every panel's datasource names (see the module's doc)."""
+    return dashboard.DatasourceVariable(DS_INPUT).label("Data source").type("prometheus")
 
 
 def account_link() -> dashboard.DashboardLink:

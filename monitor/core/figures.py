@@ -75,8 +75,13 @@ def window_figures(
     profile: Profile,
     window: Window,
     clock: BusinessClock | None = None,
+    tier: str | None = None,
 ) -> Figures:
-    """Compute the section-4 figures for the given waits (of one account or channel)."""
+    """Compute the section-4 figures for the given waits (of one account or channel).
+
+    With ``tier`` the figures are that tier's row: only its waits count, and the row is judged
+    on the tier's own targets, all of them (its deadline, its target and its badge).
+    """
     as_of, start, end = window.as_of, window.start, window.end
     count = answered = decided = in_deadline = target_decided = in_target = 0
     open_waits = 0
@@ -87,6 +92,8 @@ def window_figures(
     for wait in waits:
         opened = wait.opened_at
         if opened > as_of or not profile.counts_channel(wait.channel):
+            continue
+        if tier is not None and wait.tier != tier:
             continue
         closed = wait.closed_at is not None and wait.closed_at <= as_of
         if not closed:
@@ -135,7 +142,7 @@ def window_figures(
         p90_response_seconds=percentile(responses, 0.9),
         open_waits=open_waits,
         oldest_open_wait_seconds=oldest,
-        target_met=_badge(profile, count, rate, mean),
+        target_met=_badge(profile, tier, count, rate, mean),
     )
 
 
@@ -149,9 +156,14 @@ def _mean_of_fastest(ordered: list[float], share: float) -> float | None:
 
 def _judged_response(wait: WaitFacts, clock: BusinessClock | None) -> float:
     # Targets are judged on business seconds when a schedule is set (metrics.md 3).
-    if clock is not None and wait.business_seconds is not None:
-        return wait.business_seconds
-    return wait.response_seconds or 0.0
+    if clock is not None:
+        if wait.business_seconds is not None:
+            return wait.business_seconds
+        if wait.closed_at is not None:
+            return clock.business_seconds(wait.opened_at, wait.closed_at)
+    if wait.response_seconds is not None:
+        return wait.response_seconds
+    return (wait.closed_at - wait.opened_at).total_seconds() if wait.closed_at else 0.0
 
 
 def _judged_age(wait: WaitFacts, as_of: datetime, clock: BusinessClock | None) -> float:
@@ -160,10 +172,15 @@ def _judged_age(wait: WaitFacts, as_of: datetime, clock: BusinessClock | None) -
     return (as_of - wait.opened_at).total_seconds()
 
 
-def _badge(profile: Profile, count: int, rate: float | None, mean: float | None) -> bool | None:
+def _badge(
+    profile: Profile, tier: str | None, count: int, rate: float | None, mean: float | None
+) -> bool | None:
+    # min_waits counts the waits opened in the window, decided or not (metrics.md 4).
     if count < profile.min_waits or rate is None:
         return None
-    targets = profile.targets
+    # A tier's row is judged on the tier's own targets; an account or channel row on the
+    # profile's (each of its waits met or missed its own tier's deadline already).
+    targets = profile.targets if tier is None else profile.targets_for(tier)
     if rate < targets.rate_target:
         return False
     return mean is not None and mean <= targets.response_target.total_seconds()

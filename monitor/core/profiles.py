@@ -62,6 +62,9 @@ class WaitRule:
         auto = "+auto" if self.automated_closes_wait else ""
         if self.counting == "every_turn":
             return f"every_turn{auto}"
+        # "+auto2": since an automated message no longer breaks the silence under this rule,
+        # waits stored by the older reading are re-derived once (the key differs).
+        auto = "+auto2" if self.automated_closes_wait else ""
         return f"silence{int(self.silence.total_seconds())}{auto}"
 
 

@@ -131,7 +131,9 @@ def derive_waits(
         elif role in closers and open_event is not None:
             waits.append(_closed(open_event, event, clock))
             open_event = None
-        if role != "automated" or rule.automated_closes_wait:
+        # Silence is broken by customers and by whoever can answer: an automated message
+        # that cannot close a wait does not break it (metrics.md 4, meta-badge).
+        if role != "automated" or role in closers:
             previous_at = event.created_at
     if open_event is not None:
         waits.append(

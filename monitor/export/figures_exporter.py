@@ -9,6 +9,13 @@ would take seconds. ``collect()`` parses that same text, so there is one rendere
 open-wait count and the age of the oldest are rendered at scrape time (:meth:`render_live`)
 from the opening times, so they are always current. Names, help texts, types and label order
 are those of the table (``monitor.export.specs``).
+
+The age of the oldest wait is calendar time, for dashboards. What the alert rules read is the
+instant each account's first open wait reaches warning and breach, computed by the
+per-conversation alerts' own function (``level_deadline``) with the account's business hours:
+a customer who writes at night is not late until the business clock has run. Every stored
+account has both series, +Inf while no customer waits (within the alerts' ``max_age``, as
+the conversation alerts count them), so a rule's series never comes and goes with the waits.
 """
 
 from __future__ import annotations
@@ -26,8 +33,10 @@ from prometheus_client.utils import floatToGoString
 from sqlalchemy import Engine, select
 
 from monitor.core.figures import Figures
+from monitor.core.hours import ScheduleError
 from monitor.export import specs
 from monitor.export.specs import MetricSpec
+from monitor.notify.conversation_alerts import level_deadline
 from monitor.store.accounts import AccountDirectory, account_names
 from monitor.store.sli import SliTotals
 from monitor.store.stats import StatsRow, account_stats
@@ -39,6 +48,8 @@ __all__ = ["FiguresSnapshot"]
 _LABELS = specs.WINDOW_WAITS.labels
 _SLI_LABELS = specs.RESPONSE_TIME.labels
 _OPEN_LABELS = specs.OPEN_WAITS.labels
+_ACCOUNT_LABELS = specs.OPEN_WAIT_BREACH_AT.labels
+_DEADLINES = (specs.OPEN_WAIT_WARNING_AT, specs.OPEN_WAIT_BREACH_AT)
 _FIGURES: tuple[tuple[MetricSpec, Callable[[Figures], float | None]], ...] = (
     (specs.WINDOW_WAITS, lambda f: f.waits),
     (specs.WINDOW_ANSWERED, lambda f: f.answered),
@@ -63,6 +74,8 @@ class _Snapshot:
     who: dict[int, tuple[str, str]] = field(default_factory=dict)
     # For the scrape-time render: (label text, open count, oldest opening as Unix time).
     live: tuple[tuple[str, int, float], ...] = ()
+    # The deadline families' sample lines (warning, breach): fixed until the next refresh.
+    deadlines: tuple[str, str] = ("", "")
 
 
 class FiguresSnapshot(Collector):
@@ -96,18 +109,49 @@ class FiguresSnapshot(Collector):
             rows += [(r, "all", r.group or "all") for r in by_tier]
             who = account_names(connection)
             result = connection.execute(
-                select(WAITS.c.account_id, WAITS.c.channel, WAITS.c.opened_at).where(
+                select(WAITS.c.account_id, WAITS.c.channel, WAITS.c.tier, WAITS.c.opened_at).where(
                     WAITS.c.closed_at.is_(None)
                 )
             )
             open_waits: dict[tuple[str, str, str], list[datetime]] = {}
-            for account_id, channel, opened in result:
+            # (account id, channel, tier) -> the oldest opening the conversation alerts watch.
+            alerted: dict[tuple[int, str, str], datetime] = {}
+            since = now - self.accounts.config.alerts.max_age
+            for account_id, channel, tier, opened in result:
                 key = (*who[account_id], channel)
                 open_waits.setdefault(key, []).append(opened)
+                group = (account_id, channel, tier)
+                if since <= opened <= now and (group not in alerted or opened < alerted[group]):
+                    alerted[group] = opened
         frozen = {k: tuple(v) for k, v in open_waits.items()}
-        snapshot = _Snapshot(now, tuple(rows), frozen, who, _live_rows(frozen))
+        deadlines = self._deadline_lines(who, alerted)
+        snapshot = _Snapshot(now, tuple(rows), frozen, who, _live_rows(frozen), deadlines)
         with self._lock:
             self._snapshot = snapshot
+
+    def _deadline_lines(
+        self, who: dict[int, tuple[str, str]], alerted: dict[tuple[int, str, str], datetime]
+    ) -> tuple[str, str]:
+        # A wait's deadline only moves later with its opening (same targets, same calendar),
+        # so the oldest wait of each (account, channel, tier) holds that group's earliest.
+        first: dict[int, list[float]] = {ident: [math.inf, math.inf] for ident in who}
+        for (account_id, channel, tier), opened in alerted.items():
+            if account_id not in who:
+                continue
+            policy = self.accounts.policy(who[account_id][1])
+            for slot, level in enumerate(("warning", "breach")):
+                try:
+                    at = level_deadline(policy, channel, tier, opened, level).timestamp()
+                except ScheduleError:
+                    # Holidays close every day: no business time passes, no alert ever fires.
+                    continue
+                first[account_id][slot] = min(first[account_id][slot], at)
+        lines: tuple[list[str], list[str]] = ([], [])
+        for account_id, values in sorted(first.items(), key=lambda item: who[item[0]]):
+            labels = _label_text(_ACCOUNT_LABELS, who[account_id])
+            for spec, out, value in zip(_DEADLINES, lines, values, strict=True):
+                out.append(f"{spec.name}{{{labels}}} {_number(value)}\n")
+        return "".join(lines[0]), "".join(lines[1])
 
     def render_live(self, openmetrics: bool = False) -> bytes:
         """The open-wait families in exposition format, aged to this instant (fast path)."""
@@ -122,6 +166,10 @@ class FiguresSnapshot(Collector):
             f"{_OLDEST_OPEN_WAIT}{{{labels}}} {max(0.0, now - oldest)!r}\n"
             for labels, _count, oldest in rows
         ]
+        # From the same snapshot as the open waits, so a rule never sees one without the other.
+        deadlines = snapshot.deadlines if snapshot is not None else ("", "")
+        for headers, lines in zip(_DEADLINE_HEADERS, deadlines, strict=True):
+            out += [headers, lines]
         return "".join(out).encode()
 
     def describe(self) -> Iterable[Metric]:
@@ -220,6 +268,7 @@ def _parse(text: str) -> Iterable[Metric]:
 # Rendered at every scrape: the same in both formats (gauges).
 _LIVE_HEADERS = _header(specs.OPEN_WAITS)
 _OLDEST_HEADERS = _header(specs.OLDEST_OPEN_WAIT)
+_DEADLINE_HEADERS = tuple(_header(spec) for spec in _DEADLINES)
 _OPEN_WAITS = specs.OPEN_WAITS.name
 _OLDEST_OPEN_WAIT = specs.OLDEST_OPEN_WAIT.name
 _SLI_TOTAL = specs.SLI_OUTCOMES.total

@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 from monitor.core.polls import AccountState, PollOutcome, PollRecord
 from monitor.core.profiles import Profile
@@ -25,6 +31,11 @@ from monitor.export.specs import (
 )
 
 __all__ = ["CONNECTION_CLOSES", "WEBHOOK_OUTCOMES", "DeliveryCounts", "Metrics"]
+
+# No `<name>_created` series: they double a counter's or histogram's series count (ten per
+# account), nothing reads them, and Prometheus' own rate() needs no start time. The setting
+# is prometheus_client's, for the whole process: every registry replywatch renders is ours.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:

@@ -38,6 +38,8 @@ __all__ = [
     "MISSED_ITEMS",
     "OLDEST_OPEN_WAIT",
     "OPEN_WAITS",
+    "OPEN_WAIT_BREACH_AT",
+    "OPEN_WAIT_WARNING_AT",
     "P90_RESPONSE",
     "POLLS",
     "POLL_DURATION",
@@ -343,8 +345,9 @@ ALERT_OUTBOX_PENDING = _polling(
     (),
     from_database=True,
 )
+# Not "summary_sends": a name holding a type word ("summary") fails `promtool check metrics`.
 SUMMARY_SENDS = _polling(
-    "summary_sends",
+    "weekly_report_sends",
     "Weekly summaries (mails and chat digests) by result; failed ones are retried.",
     "counter",
     ("result",),
@@ -460,8 +463,26 @@ OPEN_WAITS = _figure(
 )
 OLDEST_OPEN_WAIT = _figure(
     "oldest_open_wait_seconds",
-    "How long the longest-waiting customer has waited.",
+    "How long the longest-waiting customer has waited, in calendar time (for dashboards: "
+    "alert rules compare business-time deadlines, replywatch_open_wait_breach_timestamp_seconds).",
     labels=_OPEN_LABELS,
+    unit="seconds",
+)
+# The per-conversation alerts' own deadlines (monitor.notify.conversation_alerts), earliest
+# over the account's open waits, computed with the account's business hours; +Inf when no
+# customer waits. Rules compare time() with them, never a calendar age with a business target.
+OPEN_WAIT_WARNING_AT = _figure(
+    "open_wait_warning_timestamp_seconds",
+    "Unix time the first of the account's open waits reaches warn_after (business time when "
+    "the account has hours); +Inf when no customer waits.",
+    labels=_ACCOUNT,
+    unit="seconds",
+)
+OPEN_WAIT_BREACH_AT = _figure(
+    "open_wait_breach_timestamp_seconds",
+    "Unix time the first of the account's open waits breaches its response target (business "
+    "time when the account has hours); +Inf when no customer waits.",
+    labels=_ACCOUNT,
     unit="seconds",
 )
 
@@ -492,6 +513,8 @@ SPECS: tuple[MetricSpec, ...] = (
     RESPONSE_TIME,
     OPEN_WAITS,
     OLDEST_OPEN_WAIT,
+    OPEN_WAIT_WARNING_AT,
+    OPEN_WAIT_BREACH_AT,
 )
 """Every family replywatch exports, in the order the process registry registers them."""
 

@@ -26,6 +26,7 @@ __all__ = [
     "LEVELS",
     "AlertChange",
     "firing_alerts",
+    "level_deadline",
     "level_for",
     "update_conversation_alerts",
 ]
@@ -34,17 +35,36 @@ LEVELS = ("warning", "breach", "escalated")
 RESOLVED = "resolved"
 # Resolved alerts are kept this long after resolving, then forgotten.
 _KEEP_RESOLVED = timedelta(days=2)
+# The (judged) age at which a wait reaches each level.
+_THRESHOLDS: dict[str, Callable[[Targets], timedelta]] = {
+    "warning": lambda t: t.warn_after,
+    "breach": lambda t: t.response_target,
+    "escalated": lambda t: t.escalate_after,
+}
 
 
 def level_for(waited_seconds: float, targets: Targets) -> str | None:
     """The alert level a wait of this (judged) age has reached, None below ``warn_after``."""
-    if waited_seconds >= targets.escalate_after.total_seconds():
-        return "escalated"
-    if waited_seconds >= targets.response_target.total_seconds():
-        return "breach"
-    if waited_seconds >= targets.warn_after.total_seconds():
-        return "warning"
+    for level in reversed(LEVELS):
+        if waited_seconds >= _THRESHOLDS[level](targets).total_seconds():
+            return level
     return None
+
+
+def level_deadline(
+    policy: AccountPolicy, channel: str, tier: str, opened: datetime, level: str
+) -> datetime:
+    """The instant an open wait reaches ``level``: what :func:`level_for` judges, as a time.
+
+    The threshold is the one :func:`level_for` compares with, from the same targets (the
+    channel's profile, the wait's tier), counted in business time when the account has hours:
+    a wait's judged age reaches the threshold exactly at this instant, never before. The
+    window-figures exporter publishes it, so the alert rules page when these alerts do.
+    """
+    threshold = _THRESHOLDS[level](_targets(policy, channel, tier))
+    if policy.calendar is not None:
+        return policy.calendar.add_business_seconds(opened, threshold.total_seconds())
+    return opened + threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +138,7 @@ def update_conversation_alerts(
         still_open.add(key)
         policy = policies(account_id)
         waited = _waited(policy, opened, now)
-        level = level_for(waited, policy.profile_for(channel).targets_for(tier))
+        level = level_for(waited, _targets(policy, channel, tier))
         previous = stored[key].level if key in stored else None
         if level is None or _rank(level) <= _rank(previous):
             continue
@@ -213,6 +233,11 @@ def _write_levels(
             .values({name: bindparam(f"new_{name}") for name in _CHANGED}),
             moves,
         )
+
+
+def _targets(policy: AccountPolicy, channel: str, tier: str) -> Targets:
+    # The channel's profile, and in it the wait's tier: what a wait is judged against.
+    return policy.profile_for(channel).targets_for(tier)
 
 
 def _rank(level: str | None) -> int:

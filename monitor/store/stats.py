@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from sqlalchemy import Connection, select
@@ -77,7 +77,9 @@ def account_stats(
         window = windows[target.account_id]
         for group, group_facts in _grouped(facts[target.account_id], by):
             judged = _judging_profile(target.policy, profile, group if by == "channel" else None)
-            figures = window_figures(group_facts, judged, window, target.policy.calendar)
+            # A tier's row is judged on that tier's own targets (metrics.md 4).
+            tier = group if by == "tier" else None
+            figures = window_figures(group_facts, judged, window, target.policy.calendar, tier)
             rows.append(StatsRow(target.name, target.platform, group, window, figures))
     return rows
 
@@ -99,8 +101,11 @@ def _targets(
 def _window(
     profile: Profile, start: datetime | None, end: datetime | None, as_of: datetime
 ) -> Window:
-    window_end = end or as_of
-    window_start = start or window_end - profile.window
+    # A rolling window of N days is N x 86,400 s ending at as_of, not N local calendar days
+    # (metrics.md 4): subtract in UTC, since aware arithmetic in a zone keeps the wall clock.
+    as_of = as_of.astimezone(UTC)
+    window_end = (end or as_of).astimezone(UTC)
+    window_start = (start or window_end - profile.window).astimezone(UTC)
     return Window(start=window_start, end=window_end, as_of=as_of)
 
 

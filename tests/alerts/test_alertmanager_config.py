@@ -317,13 +317,12 @@ def test_inhibit_rules_in_a_real_alertmanager(tmp_path: Path) -> None:
         drain = wait_until_listening(process, log)
         account = {"platform": "instagram", "account": "acme-shop"}
         other = {"platform": "instagram", "account": "other-shop"}
-        rule = {"channel": "all"}
         alerts = [
             {"id": "conv-critical", **CONVERSATION, "severity": "critical"},
             {"id": "conv-warning", **CONVERSATION, "severity": "warning"},
             {"id": "conv-other", **CONVERSATION, "conversation": "c-43", "severity": "warning"},
-            {"id": "breach", "alertname": "ReplywatchCustomerWaitingBreach", **account, **rule},
-            {"id": "warning", "alertname": "ReplywatchCustomerWaitingWarning", **account, **rule},
+            {"id": "breach", "alertname": "ReplywatchCustomerWaitingBreach", **account},
+            {"id": "warning", "alertname": "ReplywatchCustomerWaitingWarning", **account},
             {"id": "warning-other", "alertname": "ReplywatchCustomerWaitingWarning", **other},
             {"id": "token", "alertname": "ReplywatchTokenExpired", **account},
             {"id": "stale", "alertname": "ReplywatchDataStale", **account},

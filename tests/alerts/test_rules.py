@@ -105,3 +105,32 @@ def test_rules_only_use_metrics_replywatch_exports() -> None:
     recorded = {rule["record"] for rule in every_rule if "record" in rule}
     wanted = set(re.findall(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", text))
     assert wanted <= recorded, wanted - recorded
+
+
+def test_the_business_hours_fixture_holds_the_deadlines_replywatch_computes() -> None:
+    """The promtool test's night and day deadlines are level_deadline's, not made up.
+
+    responsiveness-test.yaml feeds the rules the deadlines of an account open Monday to Friday
+    09:00-17:00 UTC (warn 10 min, breach 15 min) for customers writing at 00:50 and 10:00 on
+    1970-01-01, promtool's day 0; this computes them with the conversation alerts' function.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.core.hours import BusinessCalendar
+    from monitor.core.profiles import BUILTIN_PROFILES
+    from monitor.notify.conversation_alerts import level_deadline
+    from monitor.store.accounts import AccountPolicy
+
+    hours = {day: ["09:00-17:00"] for day in ("mon", "tue", "wed", "thu", "fri")}
+    profile = BUILTIN_PROFILES["strict"].with_targets(
+        warn_after=timedelta(minutes=10), response_target=timedelta(minutes=15)
+    )
+    policy = AccountPolicy(profile, calendar=BusinessCalendar.build("UTC", hours))
+    fixture = yaml.safe_load((ALERTS / "tests" / "responsiveness-test.yaml").read_text())
+    values = "\n".join(s["values"] for t in fixture["tests"] for s in t["input_series"])
+    day0 = datetime(1970, 1, 1, tzinfo=UTC)
+    for wrote, due in ((timedelta(minutes=50), 33300), (timedelta(hours=10), 36900)):
+        warning = level_deadline(policy, "dm", "standard", day0 + wrote, "warning")
+        breach = level_deadline(policy, "dm", "standard", day0 + wrote, "breach")
+        assert breach.timestamp() == due and warning.timestamp() == due - 300
+        assert f" {due}x" in values and f" {due - 300}x" in values

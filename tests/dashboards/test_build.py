@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
-from dashboards.build import GENERATED, build_all, drifted
+import pytest
+
+from dashboards import account, connectors, oncall, overview
+from dashboards.build import GENERATED, build_all, drifted, number_panels
 from tests.conftest import RunCli
 
 UIDS = {"replywatch-overview", "replywatch-account", "replywatch-oncall", "replywatch-connectors"}
@@ -23,25 +27,72 @@ def test_committed_json_matches_the_code() -> None:
 
 
 def test_four_dashboards_with_fixed_uids_and_one_datasource() -> None:
-    """Every panel and every query uses the provisioned Prometheus datasource (uid prometheus)."""
+    """Every panel and query names the DS_PROMETHEUS input, as Grafana's shared exports do."""
     built = build_all()
     assert set(built) == UIDS
+    ref = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
     for uid, model in built.items():
         assert model["uid"] == uid and "replywatch" in model["tags"]
+        assert [i["name"] for i in model["__inputs"]] == ["DS_PROMETHEUS"]
+        assert model["__inputs"][0]["pluginId"] == "prometheus"
+        # Provisioned from files nothing replaces the placeholder: the variable resolves it.
+        variable = model["templating"]["list"][0]
+        assert (variable["name"], variable["type"], variable["query"]) == (
+            "DS_PROMETHEUS",
+            "datasource",
+            "prometheus",
+        )
         assert panels(model), uid
         for panel in panels(model):
-            assert panel["datasource"] == {"type": "prometheus", "uid": "prometheus"}, panel
+            assert panel["datasource"] == ref, panel
             assert panel["targets"], panel["title"]
             for target in panel["targets"]:
-                assert target["datasource"]["uid"] == "prometheus"
+                assert target["datasource"] == ref
                 assert target["expr"].strip()
 
 
+def test_panel_ids_are_fixed_and_unique() -> None:
+    """Ids come from each module's PANEL_IDS table, not from the panels' order."""
+    for module in (account, connectors, oncall, overview):
+        model = build_all()[module.UID]
+        ids = [p["id"] for p in model["panels"]]
+        assert len(set(ids)) == len(ids) and all(isinstance(i, int) and i > 0 for i in ids)
+        assert {p["title"]: p["id"] for p in model["panels"]} == module.PANEL_IDS
+    model = build_all()["replywatch-overview"]
+    model["panels"].insert(0, {"title": "new panel"})
+    with pytest.raises(ValueError, match="new panel"):
+        number_panels(model, overview.PANEL_IDS)
+
+
+# An account's target, or the built-in one for accounts that export none: the right side only
+# fills accounts the left side lacks (both sides one series per platform and account).
+TARGET_FALLBACK = re.compile(
+    r"\(max by \(platform, account\) \(replywatch_target_[a-z_]+\) or on \(platform, account\) "
+    r"\(max by \(platform, account\) \((?:[^()]|\([^()]*\))*\) \* 0 \+ [0-9.]+\)\)"
+)
+
+
+def test_every_variable_is_used_and_no_or_hides_a_series() -> None:
+    """Each template variable appears in some panel; `or` only as a fallback to one 0 or to
+    the built-in target of an account without a target series."""
+    for uid, model in build_all().items():
+        text = json.dumps(model["panels"])
+        for variable in model["templating"]["list"]:
+            name = variable["name"]
+            assert f"${name}" in text or f"${{{name}}}" in text, f"{uid}: ${name} unused"
+        for panel in panels(model):
+            for target in panel["targets"]:
+                expr = TARGET_FALLBACK.sub("TARGET", target["expr"])
+                if " or " in expr:
+                    # Only `sum(x) or vector(0)`: both sides without labels, never side by side.
+                    assert re.fullmatch(r"(sum|count)\((?!.* by ).*\) or vector\(0\)", expr), expr
+
+
 def test_account_dashboard_has_its_variables() -> None:
-    """Account, channel and profile template variables drive the per-account queries."""
+    """Data source, account and channel template variables drive the per-account queries."""
     model = build_all()["replywatch-account"]
     names = [v["name"] for v in model["templating"]["list"]]
-    assert names == ["account", "channel", "profile"]
+    assert names == ["DS_PROMETHEUS", "account", "channel"]
     exprs = [t["expr"] for p in panels(model) for t in p["targets"]]
     assert all('account="$account"' in expr for expr in exprs)
 

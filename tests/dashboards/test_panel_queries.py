@@ -5,13 +5,30 @@ every second and evaluates the shipped rules (the burn-rate panels read their re
 Each query must run without error, name only series the exporter has, and return data, except
 the few panels that are empty by design in this scenario (no webhooks configured, no alert
 firing yet).
+
+Then every panel of instant queries goes through Grafana's own code: the Prometheus results
+become the data frames Grafana's Prometheus datasource hands the panel (for the query's format),
+and the panel's transformations run with ``@grafana/data`` from npm, in Node
+(``grafana_transform.js``), at the release of the Grafana image docker-compose.yml deploys.
+A table must come out with one row per account (or per its grouping labels) and the expected
+columns; a stat panel with one value per query.
+
+shop-fb sets its own targets (45 min response, 3 min warn_after, 50% rate), cafe-fb keeps the
+built-in ones: each table's level columns must judge each row by its own account's configured
+targets, and by the built-in ones where no target series exists (the queries re-run with the
+target series renamed away). A panel that takes its threshold from a target query
+(``configFromData``, which lives in Grafana's app, not in ``@grafana/data``) must find in that
+query's frame, under the name its mapping gives, the configured value, not the default.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -23,17 +40,26 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestServer
 
+from alerts.catalog import DEFAULT_TARGETS
 from connectors.fakes.meta import FakeMeta
 from dashboards.build import build_all
+from dashboards.panels import LEVEL_TEXT
 from tests.stack import PROMETHEUS, free_port, needs_prometheus, shortened_rules, start, stop
 
 pytestmark = needs_prometheus
+ROOT = Path(__file__).resolve().parents[2]
+TRANSFORM = Path(__file__).with_name("grafana_transform.js")
+NODE, NPM = shutil.which("node"), shutil.which("npm")
 TOKEN = "EAA-PANELS-SECRET-TOKEN-5151"
+CAFE_TOKEN = "EAA-PANELS-CAFE-TOKEN-6262"
+ACCOUNTS = {("facebook", "shop-fb"), ("facebook", "cafe-fb")}
+# Only shop-fb has a customer waiting, on its Messenger channel.
+WAITING = {("facebook", "shop-fb", "dm")}
+SHOP_CHANNELS = {("facebook", "shop-fb", "dm"), ("facebook", "shop-fb", "comment")}
 # Grafana's variables, as a user with account "shop-fb" selected would send them.
 VARIABLES = {
     "$account": "shop-fb",
     "$channel": ".*",
-    "$profile": "strict",
     "$__rate_interval": "1m",
     "$__range": "1h",
     "$__interval": "15s",
@@ -43,6 +69,18 @@ EMPTY_BY_DESIGN = {
     ("replywatch-connectors", "Webhook deliveries by outcome"),  # no webhook configured
 }
 READY_TIMEOUT = 60.0
+DEFAULT = {
+    "warn_after": DEFAULT_TARGETS.warn_after.total_seconds(),
+    "response": DEFAULT_TARGETS.response_target.total_seconds(),
+    "rate": DEFAULT_TARGETS.rate_target,
+}
+# shop-fb's configured targets: its 40-minute wait and ~22-minute mean are past warn_after but
+# within the response target, where the built-in targets (10 and 15 min) call them late.
+CONFIGURED = {
+    ("facebook", "shop-fb"): {"warn_after": 180.0, "response": 2700.0, "rate": 0.5},
+    ("facebook", "cafe-fb"): DEFAULT,
+}
+TARGET_PREFIX, ABSENT_PREFIX = "replywatch_target_", "replywatch_absent_target_"
 
 
 def panel_queries() -> list[tuple[str, str, str]]:
@@ -72,10 +110,21 @@ async def prometheus(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
         fake.customer_message("100", f"c{i}", opened)
         fake.business_reply("100", f"c{i}", opened + timedelta(minutes=minutes))
     fake.customer_message("100", "waiting", now - timedelta(minutes=40))
+    post = fake.add_post("100", now - timedelta(hours=5))
+    for i, minutes in enumerate([3, 20]):
+        opened = now - timedelta(hours=4, minutes=10 * i)
+        comment = fake.customer_comment("100", f"k{i}", opened, post_id=post)
+        fake.business_comment_reply("100", comment, opened + timedelta(minutes=minutes))
+    fake.add_page("200", CAFE_TOKEN)
+    for i, minutes in enumerate([4, 50]):
+        opened = now - timedelta(hours=2, minutes=10 * i)
+        fake.customer_message("200", f"d{i}", opened)
+        fake.business_reply("200", f"d{i}", opened + timedelta(minutes=minutes))
     fake_server = TestServer(fake.app, host="127.0.0.1")
     await fake_server.start_server(access_log=None)
     rw_port, prom_port = free_port(), free_port()
     config = tmp_path / "replywatch.toml"
+    base_url = str(fake_server.make_url("")).rstrip("/")
     config.write_text(f"""
 [replywatch]
 refresh_interval = "1s"
@@ -84,10 +133,20 @@ refresh_interval = "1s"
 name = "shop-fb"
 platform = "facebook"
 ids = {{ page_id = "100" }}
+channels = ["dm", "comment"]
+poll_interval = "2s"
+base_url = "{base_url}"
+secrets = {{ access_token = "env:SHOP_TOKEN" }}
+targets = {{ response_target = "45m", warn_after = "3m", rate_target = 0.5 }}
+
+[[accounts]]
+name = "cafe-fb"
+platform = "facebook"
+ids = {{ page_id = "200" }}
 channels = ["dm"]
 poll_interval = "2s"
-base_url = "{str(fake_server.make_url("")).rstrip("/")}"
-secrets = {{ access_token = "env:SHOP_TOKEN" }}
+base_url = "{base_url}"
+secrets = {{ access_token = "env:CAFE_TOKEN" }}
 """)
     prometheus_config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -109,7 +168,7 @@ secrets = {{ access_token = "env:SHOP_TOKEN" }}
             "run",
             "--listen",
             f"127.0.0.1:{rw_port}",
-            env={**os.environ, "SHOP_TOKEN": TOKEN},
+            env={**os.environ, "SHOP_TOKEN": TOKEN, "CAFE_TOKEN": CAFE_TOKEN},
         ),
         await start(
             PROMETHEUS or "",
@@ -135,6 +194,7 @@ async def wait_until_scraped(session: aiohttp.ClientSession, url: str) -> None:
     ready = (
         'count_over_time(replywatch_sli_outcomes_total{outcome="missed"}[1m]) >= 4 '
         "and on () count_over_time(platform_account:replywatch_sli_missed:ratio_rate5m[1m]) >= 2"
+        " and on () count(count by (account) (replywatch_sli_outcomes_total)) >= 2"
     )
     deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
     while asyncio.get_running_loop().time() < deadline:
@@ -172,3 +232,269 @@ async def test_every_panel_query_runs_and_finds_data(prometheus: tuple[str, str]
             elif not body["data"]["result"] and (uid, title) not in EMPTY_BY_DESIGN:
                 problems.append(f"{uid} / {title}: no series for {substitute(expr)}")
     assert not problems, "\n".join(problems)
+
+
+# --- Through Grafana's own transformers ---------------------------------------------------
+
+
+def grafana_release() -> str:
+    """The Grafana release docker-compose.yml deploys (its @grafana/data is the same code)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    image: str = compose["services"]["grafana"]["image"]
+    return image.rpartition(":")[2]
+
+
+@pytest.fixture(scope="session")
+def grafana_data(pytestconfig: pytest.Config) -> Path:
+    """node_modules holding @grafana/data, installed once into pytest's cache (.pytest_cache)."""
+    if NODE is None or NPM is None:
+        pytest.skip("node/npm missing: apt-get install nodejs npm (scripts/services)")
+    release = grafana_release()
+    folder = Path(pytestconfig.cache.mkdir(f"grafana-data-{release}"))
+    installed = folder / "node_modules" / "@grafana" / "data" / "package.json"
+    if not installed.is_file():
+        (folder / "package.json").write_text('{"private": true}\n', encoding="utf-8")
+        result = subprocess.run(
+            [NPM, "install", "--no-audit", "--no-fund", "--prefix", str(folder),
+             f"@grafana/data@{release}"],
+            capture_output=True, text=True, check=False, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+    version = json.loads(installed.read_text(encoding="utf-8"))["version"]
+    assert version == release
+    return folder / "node_modules"
+
+
+def sample(value: str) -> float | None:
+    return None if value == "NaN" else float(value)
+
+
+def frames_for(target: dict[str, Any], result: list[dict[str, Any]], refs: int) -> list[Any]:
+    """The frames Grafana's Prometheus datasource gives a panel for one instant query.
+
+    Table format (``transformDFToTable`` in Grafana's Prometheus result transformer): one frame
+    per query, a Time field, one string field per label in order of first appearance (each
+    series' labels sorted; ``__name__`` included while the result keeps it), and the value as
+    ``Value #<refId>`` when the response holds several queries, else ``Value``. Time series
+    format: one frame per series, Time and the value carrying the series' labels.
+    """
+    ref = target["refId"]
+    if target.get("format") == "table":
+        labels: list[str] = []
+        for series in result:
+            labels += [name for name in sorted(series["metric"]) if name not in labels]
+        fields = [
+            {"name": "Time", "type": "time", "values": [s["value"][0] * 1000 for s in result]},
+            *(
+                {
+                    "name": name,
+                    "type": "string",
+                    "values": [s["metric"].get(name, "") for s in result],
+                }
+                for name in labels
+            ),
+            {
+                "name": f"Value #{ref}" if refs > 1 else "Value",
+                "type": "number",
+                "values": [sample(s["value"][1]) for s in result],
+            },
+        ]
+        return [{"refId": ref, "fields": fields}]
+    # A legend without {{label}} is the series' display name (Grafana's backend sets it so).
+    legend = target.get("legendFormat", "")
+    config = {"displayNameFromDS": legend} if legend and "{{" not in legend else {}
+    return [
+        {
+            "refId": ref,
+            "fields": [
+                {"name": "Time", "type": "time", "values": [series["value"][0] * 1000]},
+                {
+                    "name": "Value",
+                    "type": "number",
+                    "values": [sample(series["value"][1])],
+                    "labels": series["metric"],
+                    "config": config,
+                },
+            ],
+        }
+        for series in result
+    ]
+
+
+def row_labels(expr: str) -> list[str]:
+    """The labels a table query is grouped by (``max by (...)`` around each query)."""
+    found = re.match(r"max by \(([^)]*)\)", expr)
+    assert found, f"a table query must be grouped: {expr}"
+    return [label.strip() for label in found.group(1).split(",")]
+
+
+def transform(node_modules: Path, panels: list[dict[str, Any]]) -> dict[str, Any]:
+    result = subprocess.run(
+        [NODE or "node", str(TRANSFORM)],
+        input=json.dumps({"panels": panels}),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "NODE_PATH": str(node_modules)},
+    )
+    assert result.returncode == 0, result.stderr
+    output: dict[str, Any] = json.loads(result.stdout)
+    return output
+
+
+def expected_level(ref: str, value: float, targets: dict[str, float]) -> int:
+    """What a level column must read for ``value`` of column ``ref`` against ``targets``."""
+    if ref == "rate":
+        return 2 if value < targets["rate"] else 0
+    return int(value >= targets["warn_after"]) + int(value >= targets["response"])
+
+
+async def panel_inputs(
+    session: aiohttp.ClientSession, url: str, at: float, rename: tuple[str, str] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each table and stat panel's frames from Prometheus at ``at`` (``rename`` in each query)."""
+    inputs, panels = [], {}
+    for uid, model in build_all().items():
+        for panel in model["panels"]:
+            targets = panel.get("targets", [])
+            if panel["type"] not in ("table", "stat") or (uid, panel["title"]) in EMPTY_BY_DESIGN:
+                continue
+            results = []
+            for target in targets:
+                expr = substitute(target["expr"])
+                if rename is not None:
+                    expr = expr.replace(*rename)
+                async with session.get(
+                    f"{url}/api/v1/query", params={"query": expr, "time": str(at)}
+                ) as response:
+                    body = await response.json()
+                assert body["status"] == "success", (panel["title"], body)
+                results.append((target, body["data"]["result"]))
+            answering = sum(1 for _, result in results if result)
+            key = f"{uid} / {panel['title']}"
+            panels[key] = (uid, panel, results)
+            inputs.append(
+                {
+                    "key": key,
+                    "transformations": panel.get("transformations", []),
+                    "frames": [
+                        frame
+                        for target, result in results
+                        for frame in frames_for(target, result, answering)
+                    ],
+                }
+            )
+    return inputs, panels
+
+
+def config_queries(panel: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The panel's configFromData transformations, by the refId of their config query."""
+    return {
+        t["options"]["configRefId"]: t
+        for t in panel.get("transformations", [])
+        if t["id"] == "configFromData"
+    }
+
+
+def check_levels(key: str, fields: dict[str, list[Any]], keys: list[str], absent: bool) -> int:
+    """Each level column against its value column and the row account's targets; returns how
+    many cells the configured targets judge differently from the built-in ones."""
+    differing = 0
+    for name, levels in fields.items():
+        if not name.endswith("_level"):
+            continue
+        ref = name.removeprefix("Value #").removesuffix("_level")
+        values = fields[f"Value #{ref}"]
+        for row, (level, value) in enumerate(zip(levels, values, strict=True)):
+            if value is None:  # e.g. nobody waiting: no wait, no level
+                assert level is None, (key, name, row, level)
+                continue
+            assert level in LEVEL_TEXT, (key, name, row, level, value)
+            account = (fields["platform"][row], fields["account"][row])
+            configured = expected_level(ref, value, CONFIGURED[account])
+            default = expected_level(ref, value, DEFAULT)
+            assert level == (default if absent else configured), (key, name, account, value)
+            differing += configured != default
+    assert "account" in keys or not differing
+    return differing
+
+
+async def test_panels_through_grafanas_transformers(
+    prometheus: tuple[str, str], grafana_data: Path
+) -> None:
+    """Tables: one row per account (or grouping value), expected columns, levels against each
+    account's own targets; stats: one value each, thresholds from the configured target."""
+    url, _ = prometheus
+    async with aiohttp.ClientSession() as session:
+        await wait_until_scraped(session, url)
+        at = datetime.now(UTC).timestamp()
+        inputs, panels = await panel_inputs(session, url, at)
+        absent_inputs, _ = await panel_inputs(session, url, at, (TARGET_PREFIX, ABSENT_PREFIX))
+    output = transform(grafana_data, inputs)
+    absent_output = transform(grafana_data, absent_inputs)
+    tables = differing = from_targets = 0
+    for key, (_uid, panel, results) in panels.items():
+        frames = output[key]["frames"]
+        configs = config_queries(panel)
+        if configs:
+            from_targets += 1
+            check_config_from_targets(key, panel, output[key]["config"], absent_output[key])
+        if panel["type"] == "stat":
+            values = [f for frame in frames for f in frame["fields"] if f["type"] == "number"]
+            assert len(values) == len(panel["targets"]) - len(configs), key
+            assert all(len(field["values"]) == 1 for field in values), key
+            continue
+        tables += 1
+        assert len(frames) == 1, f"{key}: {len(frames)} frames"
+        fields = {field["name"]: field["values"] for field in frames[0]["fields"]}
+        keys = row_labels(panel["targets"][0]["expr"])
+        extra = {label for t, _ in results for label in row_labels(t["expr"])} - set(keys)
+        expected_columns = {*keys, *extra, *(f"Value #{t['refId']}" for t, _ in results)}
+        if len(results) == 1:
+            expected_columns = {*keys, *extra, "Value"}
+        assert set(fields) == expected_columns, key
+        rows = list(zip(*(fields[label] for label in keys), strict=True))
+        # Every key any query returned, once.
+        returned = {tuple(s["metric"][label] for label in keys) for _, r in results for s in r}
+        assert sorted(rows) == sorted(returned), key
+        differing += check_levels(key, fields, keys, absent=False)
+        absent_frames = absent_output[key]["frames"]
+        absent_fields = {field["name"]: field["values"] for field in absent_frames[0]["fields"]}
+        check_levels(key, absent_fields, keys, absent=True)
+        if key == "replywatch-overview / Accounts, worst response rate first":
+            assert set(rows) == ACCOUNTS
+        if key == "replywatch-connectors / Accounts, stalest first":
+            assert set(rows) == ACCOUNTS
+            assert set(fields["state"]) == {"ok"}, fields["state"]
+        if key == "replywatch-oncall / Waiting now, longest first":
+            assert set(rows) == WAITING
+            assert all(v is not None for v in fields["Value #oldest"] + fields["Value #target"])
+            assert fields["Value #target"] == [CONFIGURED[("facebook", "shop-fb")]["response"]]
+        if key == "replywatch-account / Channels side by side":
+            assert set(rows) == SHOP_CHANNELS
+    assert tables >= 4
+    # The scenario separates configured from built-in targets (else the checks prove nothing).
+    assert differing >= 3, differing
+    assert from_targets >= 2
+
+
+def check_config_from_targets(
+    key: str, panel: dict[str, Any], found: list[dict[str, Any]], absent: dict[str, Any]
+) -> None:
+    """The config query's frame holds, under the name the mapping reads, the configured target
+    of the selected account (shop-fb); with no target series it holds nothing, and the panel's
+    own thresholds, which Grafana then keeps, are the built-in targets."""
+    shop = CONFIGURED[("facebook", VARIABLES["$account"])]
+    for (ref, transformation), config in zip(config_queries(panel).items(), found, strict=True):
+        assert config["refId"] == ref, key
+        (mapping,) = transformation["options"]["mappings"]
+        assert mapping["handlerKey"] == "threshold1", key
+        named = [f for f in config["fields"] if f["displayName"] == mapping["fieldName"]]
+        assert len(named) == 1, (key, config)
+        assert named[0]["values"] == [shop["response"]], (key, named)
+        assert shop["response"] != DEFAULT["response"]
+    (nothing,) = absent["config"]
+    assert nothing["fields"] == [], (key, nothing)
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1]["value"] == DEFAULT["response"], key

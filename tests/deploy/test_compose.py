@@ -404,7 +404,7 @@ def test_grafana_loads_the_mounted_dashboards() -> None:
 
 
 def test_generated_dashboards_use_the_provisioned_datasource() -> None:
-    """Every datasource a committed dashboard refers to is the provisioned one."""
+    """Every datasource reference is the import input, resolved to the provisioned type."""
     (source,) = load_yaml(DATASOURCES)["datasources"]
     boards = sorted((ROOT / "dashboards" / "generated").glob("*.json"))
     assert boards, "dashboards/generated has no dashboard: run `replywatch dashboards build`"
@@ -421,7 +421,17 @@ def test_generated_dashboards_use_the_provisioned_datasource() -> None:
                 walk(item)
 
     for board in boards:
-        walk(json.loads(board.read_text(encoding="utf-8")))
+        dashboard = json.loads(board.read_text(encoding="utf-8"))
+        walk(dashboard)
+        # Import asks for a datasource of the provisioned type (Grafana's export for sharing);
+        # provisioned or pushed, the DS_PROMETHEUS variable resolves to the default one.
+        (wanted,) = dashboard["__inputs"]
+        assert wanted["name"] == "DS_PROMETHEUS" and wanted["pluginId"] == source["type"]
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        assert variables["DS_PROMETHEUS"]["type"] == "datasource"
+        assert variables["DS_PROMETHEUS"]["query"] == source["type"]
     assert refs
     for ref in refs:
-        assert ref == {"type": source["type"], "uid": source["uid"]}, ref
+        if ref == "${DS_PROMETHEUS}":
+            continue  # the variable itself (a datasource variable names the placeholder)
+        assert ref == {"type": source["type"], "uid": "${DS_PROMETHEUS}"}, ref

@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,7 @@ def alert(name: str, status: str, path: str = "/oncall", **labels: str) -> Calla
 async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     fake = FakeMeta()
     fake.add_page("100", TOKEN)
+    fake.add_page("200", TOKEN)
     fake_server = TestServer(fake.app, host="127.0.0.1")
     await fake_server.start_server(access_log=None)
     notifications = Notifications()
@@ -158,6 +159,21 @@ poll_interval = "1s"
 base_url = "{str(fake_server.make_url("")).rstrip("/")}"
 secrets = {{ access_token = "env:SHOP_TOKEN" }}
 targets = {{ warn_after = "6s", response_target = "12s", escalate_after = "18s" }}
+
+[[accounts]]
+name = "night-fb"
+platform = "facebook"
+ids = {{ page_id = "200" }}
+channels = ["dm"]
+poll_interval = "1s"
+base_url = "{str(fake_server.make_url("")).rstrip("/")}"
+secrets = {{ access_token = "env:SHOP_TOKEN" }}
+targets = {{ warn_after = "6s", response_target = "12s", escalate_after = "18s" }}
+
+# Closed all day today and tomorrow (UTC): its customer waits in business time, which has
+# not started, so nothing may page however long the calendar wait grows.
+[accounts.business_hours]
+{_closed_now_day()} = ["09:00-10:00"]
 """)
     processes = {
         "alertmanager": await start(
@@ -199,6 +215,11 @@ targets = {{ warn_after = "6s", response_target = "12s", escalate_after = "18s" 
     assert TOKEN.encode() not in errors["replywatch"]
 
 
+def _closed_now_day() -> str:
+    """A weekday three days from today (UTC): an account open only then is closed now."""
+    return (datetime.now(UTC) + timedelta(days=3)).strftime("%A").lower()
+
+
 async def test_warning_breach_escalation_and_resolution_reach_alertmanager(
     stack: dict[str, Any],
 ) -> None:
@@ -206,13 +227,13 @@ async def test_warning_breach_escalation_and_resolution_reach_alertmanager(
     fake: FakeMeta = stack["fake"]
     notes: Notifications = stack["notifications"]
     fake.customer_message("100", "cust-1", datetime.now(UTC))
+    # The same wait on an account whose business hours are closed now.
+    fake.customer_message("200", "cust-2", datetime.now(UTC))
     labels = {"platform": "facebook", "account": "shop-fb"}
 
     warning = await notes.wait_for(
         "rule warning",
-        alert(
-            "ReplywatchCustomerWaitingWarning", "firing", severity="ticket", channel="all", **labels
-        ),
+        alert("ReplywatchCustomerWaitingWarning", "firing", severity="ticket", **labels),
     )
     assert "shop-fb" in warning["annotations"]["description"]
     assert warning["annotations"]["runbook_url"].endswith("#replywatchcustomerwaitingwarning")
@@ -242,6 +263,18 @@ async def test_warning_breach_escalation_and_resolution_reach_alertmanager(
             **labels,
         ),
     )
+
+    # By now the in-hours account has paged and escalated; the out-of-hours one, whose
+    # customer has waited as long by the calendar, has raised nothing at all.
+    night = [a for _p, a in notes.received if a["labels"].get("account") == "night-fb"]
+    assert night == [], night
+    async with aiohttp.ClientSession() as session, session.get(stack["metrics"]) as response:
+        live = await response.text()
+    # ... although its customer is past the target by the calendar (what the rule used to read).
+    age = re.search(
+        r'replywatch_oldest_open_wait_seconds\{[^}]*account="night-fb"[^}]*\} (\S+)', live
+    )
+    assert age is not None and float(age.group(1)) > 12, live
 
     fake.business_reply("100", "cust-1", datetime.now(UTC))
     await notes.wait_for(

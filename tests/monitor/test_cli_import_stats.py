@@ -5,10 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, text
 
+from monitor.config.loading import Config
+from monitor.store.accounts import AccountDirectory
+from monitor.store.engine import open_engine
+from monitor.store.stats import account_stats
 from tests.conftest import RunCli
 
 HEADER = "platform,account,thread_id,message_id,author_role,created_at,channel,rating,text\n"
@@ -191,3 +197,38 @@ def test_a_time_that_is_not_iso_8601_is_one_line_and_exit_2(
     assert result.code == 2
     assert result.err == "replywatch: 'next tuesday' is not an ISO 8601 date or time\n"
     assert result.out == ""
+
+
+def test_a_rolling_window_is_seven_times_86400_seconds_across_a_dst_change(
+    tmp_path: Path, run_cli: RunCli, sqlite_url: str
+) -> None:
+    """7 days before 2026-11-02 12:00 New York (EST) is 7 x 86,400 s, not 12:00 EDT."""
+    rows = [
+        # 30 min before the window (12:30 EDT on 26 October, inside seven local days).
+        "facebook,shop,a,1,customer,2026-10-26T16:30:00Z,dm,,",
+        "facebook,shop,a,2,business,2026-10-26T16:31:00Z,dm,,",
+        # Exactly at the window's start: inside.
+        "facebook,shop,b,3,customer,2026-10-26T17:00:00Z,dm,,",
+        "facebook,shop,b,4,business,2026-10-26T17:02:00Z,dm,,",
+    ]
+    run_cli("--database", sqlite_url, "import", str(write_csv(tmp_path, rows)))
+    result = run_cli(
+        "--database",
+        sqlite_url,
+        "stats",
+        "--as-of",
+        "2026-11-02T12:00:00-05:00",
+        "--format",
+        "json",
+    )
+    [shop] = json.loads(result.out)
+    assert shop["window"]["start"] == "2026-10-26T17:00:00+00:00"
+    assert shop["waits"] == 1 and shop["mean_response_seconds"] == 120.0
+    # The same through the store with as_of in the zone itself.
+    engine = open_engine(sqlite_url)
+    as_of = datetime(2026, 11, 2, 12, tzinfo=ZoneInfo("America/New_York"))
+    with engine.connect() as connection:
+        [row] = account_stats(connection, AccountDirectory(Config.empty()), as_of=as_of)
+    engine.dispose()
+    assert (row.window.end - row.window.start).total_seconds() == 7 * 86400
+    assert row.figures.waits == 1

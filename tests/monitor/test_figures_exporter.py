@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from connectors.base import Event
-from monitor.config.loading import Config
+from monitor.config.loading import Config, load_config
 from monitor.export.figures_exporter import FiguresSnapshot
-from monitor.store.accounts import AccountDirectory
+from monitor.notify.conversation_alerts import level_deadline, update_conversation_alerts
+from monitor.store.accounts import AccountDirectory, account_names
 from monitor.store.engine import open_engine
 from monitor.store.ingest import Ingestor
 
@@ -103,3 +106,98 @@ def test_figures_match_the_stats_and_ages_move_with_the_clock(
     assert value(registry, "replywatch_oldest_open_wait_seconds", channel="comment") == 1200
     clock.now += timedelta(minutes=5)
     assert value(registry, "replywatch_oldest_open_wait_seconds", channel="all") == 1500
+
+
+# Monday 2026-11-23: an account open Monday to Friday 09:00-17:00 UTC (issue 16).
+MONDAY = datetime(2026, 11, 23, tzinfo=UTC)
+HOURS_CONFIG = """
+[alerts]
+max_age = "3d"
+
+[[accounts]]
+name = "office"
+platform = "whatsapp"
+source = "push"
+targets = { warn_after = "10m", response_target = "15m", escalate_after = "1h" }
+
+[accounts.business_hours]
+monday = ["09:00-17:00"]
+tuesday = ["09:00-17:00"]
+wednesday = ["09:00-17:00"]
+thursday = ["09:00-17:00"]
+friday = ["09:00-17:00"]
+
+[[accounts]]
+name = "quiet"
+platform = "whatsapp"
+source = "push"
+"""
+
+
+def test_deadlines_are_the_conversation_alerts_own_in_business_time(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A customer writing at 00:50 is due at 09:10/09:15, exactly when the alert moves."""
+    config_path = tmp_path / "replywatch.toml"
+    config_path.write_text(HOURS_CONFIG, encoding="utf-8")
+    directory = AccountDirectory(load_config(config_path))
+    engine = open_engine(sqlite_url)
+    wrote = MONDAY + timedelta(minutes=50)
+    events = [
+        Event("whatsapp", "office", "dm", "night", "n1", "customer", wrote),
+        # Older than [alerts] max_age: no conversation alert watches it, nor does the deadline.
+        Event("whatsapp", "office", "dm", "old", "o1", "customer", MONDAY - timedelta(days=4)),
+        Event("whatsapp", "quiet", "dm", "done", "q1", "customer", wrote),
+        Event("whatsapp", "quiet", "dm", "done", "q2", "business", wrote + timedelta(minutes=1)),
+    ]
+    Ingestor(engine, directory).ingest(events)
+    clock = Clock()
+    clock.now = wrote + timedelta(minutes=20)
+    snapshot = FiguresSnapshot(engine, directory, clock)
+    registry = CollectorRegistry()
+    registry.register(snapshot)
+    snapshot.refresh()
+
+    def exported(name: str, account: str = "office") -> float | None:
+        return registry.get_sample_value(name, {"platform": "whatsapp", "account": account})
+
+    breach = exported("replywatch_open_wait_breach_timestamp_seconds")
+    warning = exported("replywatch_open_wait_warning_timestamp_seconds")
+    assert breach == (MONDAY + timedelta(hours=9, minutes=15)).timestamp()
+    assert warning == (MONDAY + timedelta(hours=9, minutes=10)).timestamp()
+    # Calendar age, for dashboards, of the old wait: stored and open, yet not in the deadline.
+    oldest = value_of(registry, "replywatch_oldest_open_wait_seconds", "office")
+    assert oldest == (clock.now - (MONDAY - timedelta(days=4))).total_seconds()
+    # Nobody waiting: a deadline that never comes, so the series is there and never fires.
+    assert exported("replywatch_open_wait_breach_timestamp_seconds", "quiet") == math.inf
+    assert exported("replywatch_open_wait_warning_timestamp_seconds", "quiet") == math.inf
+
+    # The real conversation alerts move at exactly those instants, not a microsecond before.
+    with engine.connect() as connection:
+        who = account_names(connection)
+    policy = directory.policy("office")
+    assert level_deadline(policy, "dm", "standard", wrote, "breach").timestamp() == breach
+    levels = []
+    for seconds in (warning, breach):
+        assert seconds is not None
+        due = datetime.fromtimestamp(seconds, UTC)
+        for at in (due - timedelta(microseconds=1), due):
+            with engine.begin() as connection:
+                changes = update_conversation_alerts(
+                    connection,
+                    who,
+                    lambda ident: directory.policy(who[ident][1]),
+                    at,
+                    directory.config.alerts.max_age,
+                )
+            levels.append([c.level for c in changes if c.conversation == "night"])
+    assert levels == [[], ["warning"], [], ["breach"]]
+    engine.dispose()
+
+
+def value_of(registry: CollectorRegistry, name: str, account: str) -> float:
+    found = registry.get_sample_value(
+        name, {"platform": "whatsapp", "account": account, "channel": "all"}
+    )
+    assert found is not None
+    return found

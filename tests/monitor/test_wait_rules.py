@@ -122,6 +122,39 @@ def test_meta_badge_automated_replies_never_close() -> None:
     assert spans(derive_waits(events, rule)) == [("a", "b", 540.0)]
 
 
+def test_meta_badge_automated_messages_do_not_break_the_silence() -> None:
+    """An away message 23 h after the last reply leaves the 24 h of silence whole."""
+    events = [
+        ev("a", "customer", 0),
+        ev("b", "business", 5),
+        ev("away", "automated", 5 + 23 * 60),
+        # Exactly 24 h after b: the away message in between is not a break.
+        ev("c", "customer", 5 + 24 * 60),
+        ev("d", "business", 5 + 24 * 60 + 2),
+    ]
+    switched = WaitRule(counting="first_after_silence", automated_closes_wait=True)
+    for rule in (BADGE, switched):
+        assert [(w.opened_by, w.closed_by) for w in derive_waits(events, rule)] == [
+            ("a", "b"),
+            ("c", "d"),
+        ]
+    # One second short of 24 h opens nothing.
+    early = [*events[:3], ev("c", "customer", 5 + 24 * 60 - 1 / 60), events[4]]
+    assert [w.opened_by for w in derive_waits(early, BADGE)] == ["a"]
+
+
+def test_meta_badge_a_customer_turn_breaks_the_silence_too() -> None:
+    """Silence is on both sides: a customer's own message 2 h earlier restarts the 24 h."""
+    events = [
+        ev("a", "customer", 0),
+        ev("b", "business", 5),
+        ev("c", "customer", 5 + 22 * 60),  # 22 h later: opens nothing
+        ev("d", "customer", 5 + 24 * 60),  # 24 h after b but 2 h after c
+        ev("e", "business", 5 + 24 * 60 + 1),
+    ]
+    assert [w.opened_by for w in derive_waits(events, BADGE)] == ["a"]
+
+
 # -- properties -----------------------------------------------------------------------------
 
 ROLES = st.sampled_from(["customer", "customer", "business", "automated"])

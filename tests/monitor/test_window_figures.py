@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 
 from monitor.core.figures import WaitFacts, Window, percentile, window_figures
 from monitor.core.hours import BusinessCalendar
-from monitor.core.profiles import BUILTIN_PROFILES
+from monitor.core.profiles import BUILTIN_PROFILES, Targets
 
 T0 = datetime(2026, 11, 16, 0, 0, tzinfo=UTC)  # a Monday
 STRICT = BUILTIN_PROFILES["strict"]
 REVIEWS = BUILTIN_PROFILES["reviews"]
+H = 3600.0
 
 
 def wait(
@@ -164,3 +165,166 @@ def test_percentile_matches_statistics_inclusive(values: list[float], q: float) 
     got = percentile(ordered, q)
     assert got is not None
     assert abs(got - expected) <= 1e-6 * max(1.0, abs(expected))
+
+
+# -- readings metrics.md section 4 settles ---------------------------------------------------
+
+
+def office_hours() -> BusinessCalendar:
+    """Monday to Friday 09:00-17:00 UTC."""
+    days = ("monday", "tuesday", "wednesday", "thursday", "friday")
+    return BusinessCalendar.build("UTC", {d: ["09:00-17:00"] for d in days})
+
+
+def test_a_tier_row_is_judged_on_the_tier_targets_all_of_them() -> None:
+    """Nine 1-star reviews answered in 1 h and one in 40 h: the negative row misses its 4 h."""
+    waits = [wait(i, H, tier="negative", channel="review") for i in range(9)]
+    waits.append(wait(9, 40 * H, tier="negative", channel="review"))
+    waits.append(wait(10, 30 * H, channel="review"))  # a standard review, not in the tier row
+    tier_row = window_figures(waits, REVIEWS, window(days=30), tier="negative")
+    assert tier_row.waits == 10
+    assert tier_row.response_rate == 0.9  # 40 h is past the tier's 4 h deadline
+    assert tier_row.within_target_share == 0.9
+    assert tier_row.mean_response_seconds == pytest.approx(4.9 * H)
+    assert tier_row.target_met is False  # 4.9 h > 4 h, though <= the profile's 48 h
+    # The standard tier is judged on the profile's own 48 h.
+    standard = window_figures(waits, REVIEWS, window(days=30), tier="standard")
+    assert standard.waits == 1 and standard.within_target_share == 1.0
+
+
+def test_a_tier_badge_uses_the_tier_rate_target_too() -> None:
+    """A tier with a 99% rate target fails at 90%, where the profile's 90% passes."""
+    tier = Targets(
+        response_target=timedelta(hours=6), reply_deadline=timedelta(hours=4), rate_target=0.99
+    )
+    profile = replace(REVIEWS, tiers={"negative": tier})
+    waits = [wait(i, H, tier="negative", channel="review") for i in range(9)]
+    waits.append(wait(9, 5 * H, tier="negative", channel="review"))  # past the 4 h deadline
+    tier_row = window_figures(waits, profile, window(days=30), tier="negative")
+    assert tier_row.response_rate == 0.9 and tier_row.mean_response_seconds == pytest.approx(
+        1.4 * H
+    )
+    assert tier_row.target_met is False
+    # The account row holds the profile's own 90% and 48 h.
+    assert window_figures(waits, profile, window(days=30)).target_met is True
+
+
+@pytest.mark.parametrize("hours", [False, True], ids=["calendar", "business"])
+def test_an_answer_exactly_at_the_deadline_is_on_time(hours: bool) -> None:
+    """Answered at exactly 15 min and exactly 24 h: within the target and the deadline."""
+    clock = office_hours() if hours else None
+    # Monday 09:00 UTC: business and calendar seconds agree for the first 8 hours.
+    at_target = wait(9, 900, business_s=900 if hours else None)
+    over = wait(10, 901, business_s=901 if hours else None)
+    f = window_figures([at_target, over], STRICT, window(days=1), clock)
+    assert f.within_target_share == 0.5
+    deadline = 24 * H
+    on_time = wait(0, deadline, business_s=deadline if hours else None)
+    late = wait(0, deadline + 1, business_s=deadline + 1 if hours else None)
+    g = window_figures([on_time, late], STRICT, window(days=3), clock)
+    assert g.response_rate == 0.5
+
+
+def test_an_open_wait_whose_deadline_is_as_of_is_decided_and_failed() -> None:
+    """At as_of = opened + 15 min the target has failed; one second earlier it has not."""
+    opened_h = 9.0  # Monday 09:00
+    at = T0 + timedelta(hours=opened_h, minutes=15)
+    for clock in (None, office_hours()):
+        exact = window_figures([wait(opened_h, None)], STRICT, Window(T0, at, at), clock)
+        assert exact.within_target_share == 0.0 and exact.response_rate is None
+        before = at - timedelta(seconds=1)
+        early = window_figures([wait(opened_h, None)], STRICT, Window(T0, before, before), clock)
+        assert early.within_target_share is None
+    day = T0 + timedelta(hours=opened_h + 24)
+    f = window_figures([wait(opened_h, None)], STRICT, Window(T0, day, day))
+    assert f.response_rate == 0.0 and f.decided == 1
+
+
+def test_an_open_wait_out_of_hours_is_decided_on_business_time() -> None:
+    """Opened Friday 16:50: 15 business minutes pass on Monday 09:05, not Friday 17:05."""
+    calendar = office_hours()
+    opened = datetime(2026, 11, 20, 16, 50, tzinfo=UTC)  # Friday
+    facts = [WaitFacts(opened, None, None, None, "standard", "dm")]
+    friday = opened + timedelta(minutes=15)
+    monday = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
+    start = opened - timedelta(days=1)
+    at_friday = window_figures(facts, STRICT, Window(start, friday, friday), calendar)
+    assert at_friday.within_target_share is None
+    at_monday = window_figures(facts, STRICT, Window(start, monday, monday), calendar)
+    assert at_monday.within_target_share == 0.0
+
+
+def test_oldest_open_wait_is_calendar_age_with_business_hours() -> None:
+    """A wait opened Friday 16:50 is 64 h 15 min old on Monday 09:05, business hours or not."""
+    calendar = office_hours()
+    opened = datetime(2026, 11, 20, 16, 50, tzinfo=UTC)
+    monday = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
+    facts = [WaitFacts(opened, None, None, None, "standard", "dm")]
+    win = Window(opened - timedelta(days=1), monday, monday)
+    business = window_figures(facts, STRICT, win, calendar)
+    assert business.clock == "business"
+    assert business.oldest_open_wait_seconds == (monday - opened).total_seconds()
+    assert (
+        business.oldest_open_wait_seconds
+        == window_figures(facts, STRICT, win).oldest_open_wait_seconds
+    )
+    assert calendar.business_seconds(opened, monday) == 15 * 60  # what targets are judged on
+
+
+def test_an_answer_without_stored_business_seconds_is_judged_on_the_calendar_of_hours() -> None:
+    """A wait stored before hours were set is judged on business seconds computed now."""
+    calendar = office_hours()
+    opened = datetime(2026, 11, 20, 16, 50, tzinfo=UTC)  # Friday
+    closed = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)  # Monday: 15 business minutes
+    facts = [WaitFacts(opened, closed, (closed - opened).total_seconds(), None, "standard", "dm")]
+    win = Window(opened, closed, closed + timedelta(days=1))
+    judged = window_figures(facts, STRICT, win, calendar)
+    assert judged.within_target_share == 1.0 and judged.mean_response_seconds == 900
+
+
+def test_min_waits_counts_waits_opened_in_the_window_decided_or_not() -> None:
+    """Four fast answers and one wait open 5 min: five waits, so the badge is judged."""
+    waits = [wait(i, 60) for i in range(4)] + [wait(5, None)]
+    at = T0 + timedelta(hours=5, minutes=5)
+    f = window_figures(waits, STRICT, Window(T0, at, at))
+    assert f.decided == 4 and f.waits == 5
+    assert f.target_met is True
+    assert window_figures(waits[1:], STRICT, Window(T0, at, at)).target_met is None
+
+
+def test_meta_badge_counts_comments_as_well_as_direct_messages() -> None:
+    """Comment waits count under meta-badge beside direct messages."""
+    badge = BUILTIN_PROFILES["meta-badge"]
+    waits = [wait(0, 60, channel="dm"), wait(1, 120, channel="comment")]
+    f = window_figures(waits, badge, window())
+    assert f.waits == 2 and f.mean_response_seconds == 90
+
+
+def test_builtin_reviews_targets_are_48h_and_4h_for_the_negative_tier() -> None:
+    """The built-in reviews profile: 48 h for a review, 4 h for a 1-2 star review."""
+    assert REVIEWS.targets.response_target == timedelta(hours=48)
+    assert REVIEWS.targets_for("negative").response_target == timedelta(hours=4)
+    waits = [wait(0, 48 * H, channel="review"), wait(0, 4 * H, tier="negative", channel="review")]
+    late = [wait(0, 48 * H + 1, channel="review"), wait(0, 4 * H + 1, "negative", "review")]
+    assert window_figures(waits, REVIEWS, window(days=30)).within_target_share == 1.0
+    assert window_figures(late, REVIEWS, window(days=30)).within_target_share == 0.0
+
+
+def test_a_holiday_on_the_day_an_overnight_period_starts_closes_only_before_midnight() -> None:
+    """Friday 22:00-02:00 with Friday a holiday: only Saturday 00:00-02:00 counts."""
+    friday = datetime(2026, 12, 25, tzinfo=UTC).date()  # a Friday
+    calendar = BusinessCalendar.build("UTC", {"friday": ["22:00-02:00"]}, extra_holidays=[friday])
+    opened = datetime(2026, 12, 25, 21, tzinfo=UTC)
+    closed = datetime(2026, 12, 26, 3, tzinfo=UTC)
+    business = calendar.business_seconds(opened, closed)
+    assert business == 2 * H
+    facts = [
+        WaitFacts(opened, closed, (closed - opened).total_seconds(), business, "standard", "dm")
+    ]
+    f = window_figures(facts, STRICT, Window(opened, closed, closed), calendar)
+    assert f.mean_response_seconds == 2 * H
+    # The other way round, a holiday on Saturday closes 00:00-02:00 and keeps Friday 22-24.
+    saturday = BusinessCalendar.build(
+        "UTC", {"friday": ["22:00-02:00"]}, extra_holidays=[friday + timedelta(days=1)]
+    )
+    assert saturday.business_seconds(opened, closed) == 2 * H
