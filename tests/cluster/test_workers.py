@@ -67,7 +67,7 @@ _NOT_FIGURES = (
     "replywatch_poll_interval",
     "replywatch_target",
     "replywatch_alert",
-    "replywatch_summary",
+    "replywatch_weekly_report",
 )
 
 
