@@ -35,7 +35,7 @@ from connectors.errors import (
 )
 from monitor.core.polls import AccountState, PollOutcome, PollRecord
 
-__all__ = ["PollCoordinator", "PollScheduler"]
+__all__ = ["PollCoordinator", "PollScheduler", "RecordedSchedule"]
 
 log = logging.getLogger("monitor.coordinator")
 
@@ -55,17 +55,22 @@ class PollScheduler(Protocol):
         """Poll a paused account again, first at ``when``."""
 
 
-class _KeepRhythm:
-    """No scheduler to tell: the caller reads ``next_poll_at`` from the record."""
+class RecordedSchedule:
+    """A scheduler that moves nothing: the host reads ``next_poll_at`` from each record.
+
+    A cluster worker writes that time with the poll's outcome, under the account's lease
+    (``poll_state.finish``); the tick hands the account out again when it comes, and a refused
+    token is tried again after ``poll_state.AUTH_RETRY``, each worker reading its own secrets.
+    """
 
     def retry_at(self, account: str, when: datetime) -> None:
-        """Nothing to move."""
+        """Recorded with the outcome instead."""
 
     def pause(self, account: str) -> None:
-        """Nothing to pause."""
+        """Recorded with the outcome instead."""
 
     def resume(self, account: str, when: datetime) -> None:
-        """Nothing to resume."""
+        """Nothing is paused in between."""
 
 
 # (platform, account, events, cursor) -> stored count; runs the database work off the loop.
@@ -87,7 +92,7 @@ class PollCoordinator:
     jitter: float = 0.1
     rng: random.Random = field(default_factory=random.Random)
     on_record: Callable[[PollRecord], None] = lambda _record: None
-    scheduler: PollScheduler = field(default_factory=_KeepRhythm)
+    scheduler: PollScheduler = field(default_factory=RecordedSchedule)
 
     state: AccountState = AccountState.STARTING
     last_success: datetime | None = None

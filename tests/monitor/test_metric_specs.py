@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 
 from connectors.base import Event
 from monitor.config.loading import Config
@@ -34,11 +34,11 @@ from monitor.export.metrics import Metrics
 from monitor.export.specs import SPECS, Exporter, MetricSpec, spec_of_series
 from monitor.http.app import build_app
 from monitor.notify.outbox import DeliveryReport
-from monitor.store.accounts import AccountDirectory, account_names
+from monitor.store.accounts import AccountDirectory
 from monitor.store.engine import open_engine
 from monitor.store.ingest import Ingestor
 from monitor.store.sli import SliTotals, decide_outcomes, histogram_buckets
-from monitor.store.tables import POLL_COUNTS, POLL_STATE
+from tests.cluster_rows import record_cluster_polls
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -187,28 +187,6 @@ def store(engine: Engine, directory: AccountDirectory) -> SliTotals:
     return totals
 
 
-def record_cluster_polls(engine: Engine) -> None:
-    """What workers leave in the shared tables after a few polls."""
-    with engine.begin() as connection:
-        for ident in account_names(connection):
-            connection.execute(
-                insert(POLL_STATE).values(
-                    account_id=ident,
-                    next_poll_at=NOW,
-                    state="failing",
-                    failures=1,
-                    last_success_at=NOW,
-                    last_duration_seconds=0.5,
-                    quota_used=0.2,
-                    events_stored=3,
-                    missed_items=1,
-                )
-            )
-            connection.execute(
-                insert(POLL_COUNTS).values(account_id=ident, outcome="success", polls=2)
-            )
-
-
 @dataclass(frozen=True)
 class Scrape:
     """/metrics in both formats, and the families the table says it must hold."""
@@ -231,7 +209,17 @@ async def scrape(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterat
         expected |= {s.name for s in SPECS if s.exporter is Exporter.POLLING}
     else:
         metrics = Metrics(process_registry=CollectorRegistry())
-        record_cluster_polls(engine)
+        record_cluster_polls(
+            engine,
+            NOW,
+            state="failing",
+            failures=1,
+            duration=0.5,
+            quota=0.2,
+            stored=3,
+            missed=1,
+            successes=2,
+        )
         health = ClusterHealth(engine, {"shop": 60.0})
         health.refresh()
         metrics.registry.register(health)

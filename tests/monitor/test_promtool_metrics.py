@@ -16,16 +16,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import insert
 
 from connectors.base import Event
 from monitor.core.polls import AccountState, PollOutcome, PollRecord
 from monitor.export.specs import SPECS, Exporter
 from monitor.notify.outbox import DeliveryReport
 from monitor.service.runtime import Runtime
-from monitor.store.accounts import account_names
 from monitor.store.context import AppContext
-from monitor.store.tables import POLL_COUNTS, POLL_STATE
+from tests.cluster_rows import record_cluster_polls
 
 PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(
@@ -86,28 +84,6 @@ def record_process_metrics(runtime: Runtime) -> None:
     metrics.record_summary_sends(1, 0)
 
 
-def record_cluster_polls(context: AppContext) -> None:
-    """What workers leave in the shared tables, for `serve` to read."""
-    with context.engine.begin() as connection:
-        for ident in account_names(connection):
-            connection.execute(
-                insert(POLL_STATE).values(
-                    account_id=ident,
-                    next_poll_at=NOW,
-                    state="ok",
-                    failures=0,
-                    last_success_at=NOW,
-                    last_duration_seconds=0.4,
-                    quota_used=0.1,
-                    events_stored=5,
-                    missed_items=0,
-                )
-            )
-            connection.execute(
-                insert(POLL_COUNTS).values(account_id=ident, outcome="success", polls=3)
-            )
-
-
 @pytest.fixture(params=["run", "serve"])
 async def scrape(
     request: pytest.FixtureRequest, tmp_path: Path, sqlite_url: str
@@ -122,7 +98,17 @@ async def scrape(
     try:
         await runtime.store_events(traffic())
         if serve:
-            record_cluster_polls(context)
+            record_cluster_polls(
+                context.engine,
+                NOW,
+                state="ok",
+                failures=0,
+                duration=0.4,
+                quota=0.1,
+                stored=5,
+                missed=0,
+                successes=3,
+            )
         else:
             record_process_metrics(runtime)
         await runtime.refresh_now()

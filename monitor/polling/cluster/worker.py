@@ -45,12 +45,13 @@ from monitor.polling.cluster.queue import (
     ensure_queue_schema,
     tidy_queue_tables,
 )
+from monitor.polling.coordinator import RecordedSchedule
 from monitor.polling.host import PollingHost
 from monitor.store.context import AppContext
 from monitor.store.cursors import read_cursor
 from monitor.store.ingest import Ingestor
 
-__all__ = ["ClusterWorker", "LeasedWriter", "SharedSchedule", "WorkerSettings"]
+__all__ = ["ClusterWorker", "LeasedWriter", "WorkerSettings"]
 
 log = logging.getLogger("monitor.cluster")
 # One record when a poll job takes its account and one when it ends (DEBUG; `worker
@@ -76,24 +77,6 @@ class WorkerSettings:
     hold: timedelta = timedelta(seconds=60)
     first_poll_spread: float = 5.0
     request_timeout: float = 30.0
-
-
-class SharedSchedule:
-    """The coordinators' scheduler in a cluster: the shared ``poll_state`` table.
-
-    A poll's outcome and the next poll time its coordinator decided are written together,
-    under the account's lease, when the job ends (``poll_state.finish``); the tick hands the
-    account out again when that time comes. Nothing is moved in between.
-    """
-
-    def retry_at(self, account: str, when: datetime) -> None:
-        """Recorded with the outcome by ``poll_state.finish``."""
-
-    def pause(self, account: str) -> None:
-        """A refused token is tried again after ``poll_state.AUTH_RETRY``."""
-
-    def resume(self, account: str, when: datetime) -> None:
-        """Nothing is paused in between: each worker reads its own secrets at each poll."""
 
 
 class LeasedWriter:
@@ -168,7 +151,8 @@ class ClusterWorker:
         self.polling = PollingHost(
             self.context.config,
             LeasedWriter(self.ingestor, self.clock, self._ids, self._leases),
-            SharedSchedule(),
+            # The next poll time goes to poll_state with the outcome (poll_state.finish).
+            RecordedSchedule(),
             clock=self.clock,
             base_url_for=self.base_url_for,
             request_timeout=self.settings.request_timeout,
