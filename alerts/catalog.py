@@ -10,12 +10,12 @@ so dashboards, rules and code cannot disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from monitor.core.profiles import Targets
 from monitor.export import specs
 
 __all__ = [
-    "ACCOUNT_TOTAL",
     "BURN_WINDOWS",
     "DEFAULT_TARGETS",
     "HEARTBEAT_RECEIVER",
@@ -29,9 +29,6 @@ __all__ = [
 
 JOB = "replywatch"
 """The Prometheus scrape job the rules and dashboards expect."""
-
-ACCOUNT_TOTAL = 'channel="all", tier="all"'
-"""Selects a window figure for the whole account (not one channel or tier)."""
 
 DEFAULT_TARGETS = Targets()
 """The built-in targets: 90% answered, 15 minutes; dashboards colour by them."""
@@ -48,8 +45,18 @@ class Metric:
     MEDIAN_RESPONSE = specs.MEDIAN_RESPONSE.name
     P90_RESPONSE = specs.P90_RESPONSE.name
     TARGET_MET = specs.TARGET_MET.name
+    # The per-channel and per-tier breakdowns ([metrics] breakdowns), by the account figure's
+    # name: CHANNEL[Metric.RESPONSE_RATE] is replywatch_channel_response_rate_ratio.
+    CHANNEL: ClassVar[dict[str, str]] = {
+        a.name: c.name for a, c in zip(specs.WINDOW_FIGURES, specs.CHANNEL_FIGURES, strict=True)
+    }
+    TIER: ClassVar[dict[str, str]] = {
+        a.name: t.name for a, t in zip(specs.WINDOW_FIGURES, specs.TIER_FIGURES, strict=True)
+    }
     OPEN_WAITS = specs.OPEN_WAITS.name
     OLDEST_WAIT = specs.OLDEST_OPEN_WAIT.name
+    CHANNEL_OPEN_WAITS = specs.CHANNEL_OPEN_WAITS.name
+    CHANNEL_OLDEST_WAIT = specs.CHANNEL_OLDEST_OPEN_WAIT.name
     WARNING_AT = specs.OPEN_WAIT_WARNING_AT.name
     BREACH_AT = specs.OPEN_WAIT_BREACH_AT.name
     SLI_OUTCOMES = specs.SLI_OUTCOMES.total
@@ -58,7 +65,8 @@ class Metric:
     TARGET_RATE = specs.TARGET_RATE.name
     TARGET_RESPONSE = specs.TARGET_RESPONSE.name
     TARGET_WARN = specs.TARGET_WARN_AFTER.name
-    TARGET_MIN_WAITS = specs.TARGET_MIN_WAITS.name
+    PROFILE_MIN_WAITS = specs.PROFILE_MIN_WAITS.name
+    STALE_STATE = specs.STALE_STATE
     POLLS = specs.POLLS.total
     POLL_DURATION_BUCKET = specs.POLL_DURATION.bucket
     LAST_POLL_DURATION = specs.LAST_POLL_DURATION.name

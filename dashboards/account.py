@@ -1,4 +1,9 @@
-"""One account: distribution, waits and answers, burn rate, SLI outcomes, channels side by side."""
+"""One account: distribution, waits and answers, burn rate, SLI outcomes, channels side by side.
+
+The one dashboard with panels beyond the default budget: those reading a family a ``[metrics]``
+switch turns on (the channel breakdowns, the response-time histogram, the account details) say
+so in their description, and are empty without it.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,15 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from alerts.catalog import BURN_WINDOWS, Metric, missed_ratio
 from dashboards.panels import (
+    STATE_COLOURS,
+    Column,
     account_variable,
     bargauge_panel,
     datasource_variable,
     heatmap_panel,
     level_vs_rate,
-    level_vs_time,
+    level_vs_target,
+    needs,
     query,
     stat_panel,
     table_panel,
@@ -20,6 +28,7 @@ from dashboards.panels import (
     time_thresholds,
     timeseries_panel,
 )
+from monitor.export.specs import Detail
 
 __all__ = ["PANEL_IDS", "UID", "build"]
 
@@ -39,15 +48,16 @@ PANEL_IDS = {
     "Error budget burn rate per window": 9,
     "Within-target share by channel": 10,
     "Channels side by side": 11,
+    "Polling": 12,
 }
 
 
 def build() -> dashboard.Dashboard:
     """The per-account dashboard (template variables: data source, account, channel)."""
-    mine = f'{{{ACCOUNT}, channel="all", tier="all"}}'
-    # One series per channel: the account's own "all" sits beside the channels in the family.
-    by_channel = f'{{{CHANNELS}, channel!="all", tier="all"}}'
-    buckets = f"{Metric.RESPONSE_TIME_BUCKET}{{{CHANNELS}}}"
+    mine = f"{{{ACCOUNT}}}"
+    by_channel = f"{{{CHANNELS}}}"
+    channel = Metric.CHANNEL
+    buckets = f"{Metric.RESPONSE_TIME_BUCKET}{mine}"
     rate_target = f"max by (platform, account) ({Metric.TARGET_RATE}{{{ACCOUNT}}})"
     budget = f"on (platform, account) group_left () (1 - {Metric.TARGET_RATE}{{{ACCOUNT}}})"
     burn = [
@@ -73,7 +83,7 @@ def build() -> dashboard.Dashboard:
         .with_variable(
             account_variable(
                 "channel",
-                f'label_values({Metric.WINDOW_WAITS}{{{ACCOUNT}, channel!="all"}}, channel)',
+                f"label_values({channel[Metric.WINDOW_WAITS]}{mine}, channel)",
                 multi=True,
             )
         )
@@ -120,10 +130,8 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             stat_panel(
                 "Customers waiting",
-                query(
-                    f'sum({Metric.OPEN_WAITS}{{{ACCOUNT}, channel="all"}}) or vector(0)',
-                    instant=True,
-                ),
+                # The account's series is there (0) while nobody waits: no fallback needed.
+                query(f"sum({Metric.OPEN_WAITS}{mine})", instant=True),
                 "none",
             )
         )
@@ -134,7 +142,8 @@ def build() -> dashboard.Dashboard:
                     f"sum by (le) (increase({buckets}[1h]))", "{{le}}", fmt=PromQueryFormat.HEATMAP
                 ),
                 description="Answers per response-time bucket in each hour; over 7 days this is "
-                "the week by hour. Buckets sit exactly on the targets (15 min, 4 h, 24 h, 48 h).",
+                "the week by hour. Buckets sit exactly on the profile's targets. "
+                + needs(Detail.HISTOGRAM),
             )
         )
         .with_panel(
@@ -142,13 +151,14 @@ def build() -> dashboard.Dashboard:
                 "Response-time distribution: share answered within",
                 query(
                     f"sum by (le) (increase({buckets}[$__range])) / ignoring (le) group_left "
-                    f"sum(increase({Metric.RESPONSE_TIME_COUNT}{{{CHANNELS}}}[$__range]))",
+                    f"sum(increase({Metric.RESPONSE_TIME_COUNT}{mine}[$__range]))",
                     "{{le}} s",
                     instant=True,
                 ),
                 "percentunit",
-                description="Over the dashboard's time range; the bars at 900 s "
-                "and 86400 s are the response-time target and the reply deadline.",
+                description="Over the dashboard's time range; there is a bar at each of the "
+                "profile's targets (the response-time target, the reply deadline). "
+                + needs(Detail.HISTOGRAM),
             )
         )
         .with_panel(
@@ -156,7 +166,7 @@ def build() -> dashboard.Dashboard:
                 "Waits decided per hour: met and missed",
                 [
                     query(
-                        f"sum by (outcome) (increase({Metric.SLI_OUTCOMES}{{{CHANNELS}}}[1h]))",
+                        f"sum by (outcome) (increase({Metric.SLI_OUTCOMES}{mine}[1h]))",
                         "{{outcome}}",
                     )
                 ],
@@ -187,12 +197,12 @@ def build() -> dashboard.Dashboard:
             timeseries_panel(
                 "Within-target share by channel",
                 [
-                    query(f'{Metric.WITHIN_TARGET}{{{CHANNELS}, tier="all"}}', "{{channel}}"),
+                    query(f"{channel[Metric.WITHIN_TARGET]}{by_channel}", "{{channel}}"),
                     query(rate_target, "rate target", "rate_target"),
                 ],
                 "percentunit",
                 description="Each channel's share answered within the response target, and the "
-                "account's configured rate target as a line.",
+                "account's configured rate target as a line. " + needs(Detail.CHANNEL),
             )
         )
         .with_panel(
@@ -200,17 +210,59 @@ def build() -> dashboard.Dashboard:
                 "Channels side by side",
                 ("platform", "account", "channel"),
                 [
-                    ("rate", f"{Metric.RESPONSE_RATE}{by_channel}"),
-                    ("rate_level", level_vs_rate(f"{Metric.RESPONSE_RATE}{by_channel}")),
-                    ("mean", f"{Metric.MEAN_RESPONSE}{by_channel}"),
-                    ("mean_level", level_vs_time(f"{Metric.MEAN_RESPONSE}{by_channel}")),
-                    ("p90", f"{Metric.P90_RESPONSE}{by_channel}"),
-                    ("waits", f"{Metric.WINDOW_WAITS}{by_channel}"),
+                    ("rate", f"{channel[Metric.RESPONSE_RATE]}{by_channel}"),
+                    ("rate_level", level_vs_rate(f"{channel[Metric.RESPONSE_RATE]}{by_channel}")),
+                    ("mean", f"{channel[Metric.MEAN_RESPONSE]}{by_channel}"),
+                    (
+                        "mean_level",
+                        level_vs_target(f"{channel[Metric.MEAN_RESPONSE]}{by_channel}"),
+                    ),
+                    ("p90", f"{channel[Metric.P90_RESPONSE]}{by_channel}"),
+                    ("waits", f"{channel[Metric.WINDOW_WAITS]}{by_channel}"),
+                    ("open", f"{Metric.CHANNEL_OPEN_WAITS}{by_channel}"),
+                    ("oldest", f"{Metric.CHANNEL_OLDEST_WAIT}{by_channel}"),
                 ],
                 sort_by="Value #rate",
                 descending=False,
-                units={"Value #rate": "percentunit", "Value #mean": "s", "Value #p90": "s"},
+                units={
+                    "Value #rate": "percentunit",
+                    "Value #mean": "s",
+                    "Value #p90": "s",
+                    "Value #oldest": "s",
+                },
                 levels=("Value #rate_level", "Value #mean_level"),
+                description="Each channel's window figures: rate_level is 'past the target' "
+                "below the account's rate target, mean_level when the mean exceeds the "
+                "account's response target (two levels, the badge's rule). open and oldest "
+                "(calendar time) only on channels where a customer waits now. "
+                + needs(Detail.CHANNEL),
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Polling",
+                ("platform", "account"),
+                [
+                    Column("state", f"{Metric.ACCOUNT_STATE}{mine}", ("state",)),
+                    ("since_success", f"time() - {Metric.LAST_SUCCESS}{mine}"),
+                    ("interval", f"{Metric.POLL_INTERVAL}{mine}"),
+                    ("duration", f"{Metric.LAST_POLL_DURATION}{mine}"),
+                    ("quota", f"{Metric.QUOTA_USED}{mine}"),
+                ],
+                sort_by="state",
+                descending=False,
+                units={
+                    "Value #since_success": "s",
+                    "Value #interval": "s",
+                    "Value #duration": "s",
+                    "Value #quota": "percentunit",
+                },
+                hidden=("Value #state",),
+                colours={"state": STATE_COLOURS},
+                description="The account's polling state (stale: no poll ended for three poll "
+                "intervals) and the platform's quota figure where it reports one, always; the "
+                "time since the last successful poll, the poll interval and the last poll's "
+                "duration only with account details. " + needs(Detail.ACCOUNT),
             )
         )
     )

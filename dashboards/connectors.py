@@ -1,4 +1,10 @@
-"""Connector health: polls, latency, freshness, quota, token state, webhooks, alert delivery."""
+"""Connector health: polls, latency, freshness, quota, token state, webhooks, alert delivery.
+
+Only families every replywatch exports (no ``[metrics]`` switch). Freshness is the polling
+state's ``stale`` (no poll ended for three poll intervals); each account's last successful
+poll, poll interval and last poll duration, which need ``account_details``, are on the
+account dashboard.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ from grafana_foundation_sdk.builders import dashboard
 
 from alerts.catalog import Metric
 from dashboards.panels import (
+    STATE_COLOURS,
     Column,
+    account_link,
     datasource_variable,
     query,
     stat_panel,
@@ -21,15 +29,17 @@ UID = "replywatch-connectors"
 PANEL_IDS = {
     "Accounts with an expired token": 1,
     "Accounts failing or throttled": 2,
-    "Stalest data": 3,
     "Polls by outcome": 4,
     "Poll duration (p50, p95) per platform": 5,
-    "Accounts, stalest first": 6,
     "Platform quota used": 7,
     "Events stored by source": 8,
     "Webhook deliveries by outcome": 9,
     "Alert notifications": 10,
     "Items the platform would not show": 11,
+    # 3 ("Stalest data") and 6 ("Accounts, stalest first") read account_details families;
+    # their ids stay retired so an old link never lands on a different panel.
+    "Accounts not polled (stale)": 12,
+    "Accounts by polling state": 13,
 }
 
 
@@ -47,8 +57,11 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             stat_panel(
                 "Accounts with an expired token",
+                # One series per account, for its current state only: none for a state
+                # no account is in, so count falls back to one 0.
                 query(
-                    f'sum({Metric.ACCOUNT_STATE}{{state="auth_failed"}}) or vector(0)', instant=True
+                    f'count({Metric.ACCOUNT_STATE}{{state="auth_failed"}}) or vector(0)',
+                    instant=True,
                 ),
                 "none",
                 width=8,
@@ -58,7 +71,7 @@ def build() -> dashboard.Dashboard:
             stat_panel(
                 "Accounts failing or throttled",
                 query(
-                    f'sum({Metric.ACCOUNT_STATE}{{state=~"failing|rate_limited"}}) or vector(0)',
+                    f'count({Metric.ACCOUNT_STATE}{{state=~"failing|rate_limited"}}) or vector(0)',
                     instant=True,
                 ),
                 "none",
@@ -67,11 +80,15 @@ def build() -> dashboard.Dashboard:
         )
         .with_panel(
             stat_panel(
-                "Stalest data",
-                query(f"max(time() - {Metric.LAST_SUCCESS})", instant=True),
-                "s",
+                "Accounts not polled (stale)",
+                query(
+                    f'count({Metric.ACCOUNT_STATE}{{state="{Metric.STALE_STATE}"}}) or vector(0)',
+                    instant=True,
+                ),
+                "none",
                 width=8,
-                description="Longest time since an account's last successful poll.",
+                description="Accounts no poll has ended for in three poll intervals while they "
+                "were ok or starting: the poller is stuck or gone. The table lists them.",
             )
         )
         .with_panel(
@@ -108,19 +125,28 @@ def build() -> dashboard.Dashboard:
         )
         .with_panel(
             table_panel(
-                "Accounts, stalest first",
+                "Accounts by polling state",
                 ("platform", "account"),
                 [
-                    ("age", f"time() - {Metric.LAST_SUCCESS}"),
-                    ("interval", f"{Metric.POLL_INTERVAL}"),
-                    ("duration", f"{Metric.LAST_POLL_DURATION}"),
-                    # The state as a column: the label of the one state series that reads 1.
-                    Column("state", f"{Metric.ACCOUNT_STATE} == 1", ("state",)),
+                    # The state as a column: the label of the account's one state series.
+                    Column("state", Metric.ACCOUNT_STATE, ("state",)),
+                    ("quota", Metric.QUOTA_USED),
+                    # The count itself, not increase(): the series starts at the first miss, and
+                    # increase() never sees the step from nothing to that first value.
+                    ("missed", Metric.MISSED_ITEMS),
                 ],
-                sort_by="Value #age",
-                descending=True,
-                units={"Value #age": "s", "Value #interval": "s", "Value #duration": "s"},
-                description="Data is stale when the age passes three poll intervals.",
+                sort_by="state",
+                descending=False,
+                units={"Value #quota": "percentunit", "Value #missed": "none"},
+                hidden=("Value #state",),
+                colours={"state": STATE_COLOURS},
+                link=account_link(),
+                description="One row per account: its polling state (stale: no poll ended "
+                "for three poll intervals), the platform's own quota figure where the platform "
+                "reports one, and the items the platform would not show in full since "
+                "replywatch started (empty: none). Last successful poll, poll interval and last "
+                "poll duration per account are on the account dashboard (they need "
+                "`[metrics] account_details = true`).",
             )
         )
         .with_panel(
@@ -149,8 +175,8 @@ def build() -> dashboard.Dashboard:
                 "Webhook deliveries by outcome",
                 [
                     query(
-                        f"sum by (platform, outcome) (rate({Metric.WEBHOOKS}[$__rate_interval]))",
-                        "{{platform}} {{outcome}}",
+                        f"sum by (route, outcome) (rate({Metric.WEBHOOKS}[$__rate_interval]))",
+                        "{{route}} {{outcome}}",
                     )
                 ],
                 "reqps",

@@ -1,4 +1,7 @@
-"""On-call: who is waiting right now and for how long, and which alerts fire."""
+"""On-call: who is waiting right now and for how long, and which alerts fire.
+
+Only families every replywatch exports (no ``[metrics]`` switch): one row per account.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,11 @@ from alerts.catalog import Metric
 from dashboards.panels import (
     account_link,
     datasource_variable,
-    level_vs_time,
     query,
     stat_panel,
     table_panel,
     timeseries_panel,
+    wait_level,
 )
 
 __all__ = ["PANEL_IDS", "UID", "build"]
@@ -31,10 +34,9 @@ PANEL_IDS = {
 
 def build() -> dashboard.Dashboard:
     """The on-call dashboard."""
-    # Per account and channel, only where someone waits now.
-    waiting = f'({Metric.OPEN_WAITS}{{channel!="all"}} > 0)'
-    per_channel = "on (platform, account, channel)"
-    oldest = f'{Metric.OLDEST_WAIT}{{channel!="all"}} and {per_channel} {waiting}'
+    # Every account has its open-wait series, 0 while nobody waits: keep the waiting ones.
+    waiting = f"({Metric.OPEN_WAITS} > 0)"
+    only_waiting = f"and on (platform, account) {waiting}"
     return (
         dashboard.Dashboard("replywatch: on-call")
         .uid(UID)
@@ -47,7 +49,7 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             stat_panel(
                 "Customers waiting",
-                query(f'sum({Metric.OPEN_WAITS}{{channel="all"}}) or vector(0)', instant=True),
+                query(f"sum({Metric.OPEN_WAITS})", instant=True),
                 "none",
                 width=8,
             )
@@ -58,7 +60,8 @@ def build() -> dashboard.Dashboard:
                 query(
                     # The business-time deadline, as the paging rule reads it: a customer
                     # waiting at night on an account with hours is not past its target.
-                    f"count(time() >= {Metric.BREACH_AT}) or vector(0)",
+                    # Every account has a deadline (+Inf while nobody waits): no fallback.
+                    f"sum(time() >= bool {Metric.BREACH_AT})",
                     instant=True,
                 ),
                 "none",
@@ -70,36 +73,38 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             stat_panel(
                 "Longest wait",
-                query(f'max({Metric.OLDEST_WAIT}{{channel="all"}})', instant=True),
+                query(f"max({Metric.OLDEST_WAIT})", instant=True),
                 "s",
                 width=8,
-                description="The longest wait of any account; the table judges each one "
-                "against its account's own targets.",
+                description="The longest wait of any account, in calendar time (0 when nobody "
+                "waits); the table judges each account's by its business-time deadlines.",
             )
         )
         .with_panel(
             table_panel(
                 "Waiting now, longest first",
-                ("platform", "account", "channel"),
+                ("platform", "account"),
                 [
-                    ("oldest", oldest),
-                    ("oldest_level", level_vs_time(oldest)),
+                    ("oldest", f"{Metric.OLDEST_WAIT} {only_waiting}"),
+                    ("oldest_level", f"({wait_level()}) {only_waiting}"),
                     ("open", waiting),
-                    (
-                        "target",
-                        f"{waiting} * 0 + on (platform, account) group_left () "
-                        f"max by (platform, account) ({Metric.TARGET_RESPONSE})",
-                    ),
+                    ("to_target", f"({Metric.BREACH_AT} - time()) {only_waiting}"),
+                    ("target", f"{Metric.TARGET_RESPONSE} {only_waiting}"),
                 ],
                 sort_by="Value #oldest",
                 descending=True,
-                units={"Value #oldest": "s", "Value #target": "s"},
+                units={"Value #oldest": "s", "Value #to_target": "s", "Value #target": "s"},
                 levels=("Value #oldest_level",),
                 link=account_link(),
-                description="Per account and channel; the level is the oldest wait against the "
-                "account's configured warn_after and response target. Each customer's own alert "
-                "(with a link to the conversation) goes to Alertmanager as "
-                "ReplywatchConversationWaiting.",
+                description="One row per account where a customer waits now. oldest: the "
+                "longest wait in calendar time. oldest_level and to_target come from the "
+                "business-time deadlines of that customer's wait (the account's hours and its "
+                "configured warn_after and response target, as the paging rule reads them): "
+                "'past warn_after', 'past the target', else 'on target'; to_target is the time "
+                "left until the target is passed (negative: past it), so a customer who wrote "
+                "outside the account's hours reads on target with the time left counted from "
+                "the next opening. Each customer's own alert (with a link to the "
+                "conversation) goes to Alertmanager as ReplywatchConversationWaiting.",
             )
         )
         .with_panel(
@@ -115,7 +120,7 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             timeseries_panel(
                 "Customers waiting over time",
-                [query(f'{Metric.OPEN_WAITS}{{channel="all"}}', "{{platform}}/{{account}}")],
+                [query(Metric.OPEN_WAITS, "{{platform}}/{{account}}")],
                 "none",
                 width=24,
             )

@@ -1,19 +1,23 @@
-"""Overview: every account at a glance, worst first, each against its own configured targets."""
+"""Overview: every account at a glance, worst first, each against its own configured targets.
+
+Only families every replywatch exports (no ``[metrics]`` switch): one series per account.
+"""
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard
 
-from alerts.catalog import ACCOUNT_TOTAL, Metric
+from alerts.catalog import Metric
 from dashboards.panels import (
     account_link,
     datasource_variable,
     level_vs_rate,
-    level_vs_time,
+    level_vs_target,
     query,
     stat_panel,
     table_panel,
     timeseries_panel,
+    wait_level,
 )
 
 __all__ = ["PANEL_IDS", "UID", "build"]
@@ -40,10 +44,8 @@ BUDGET_LEFT = (
 
 def build() -> dashboard.Dashboard:
     """The overview dashboard."""
-    total = f"{{{ACCOUNT_TOTAL}}}"
-    rate = f"{Metric.RESPONSE_RATE}{total}"
-    mean = f"{Metric.MEAN_RESPONSE}{total}"
-    oldest = f'{Metric.OLDEST_WAIT}{{channel="all"}}'
+    rate = Metric.RESPONSE_RATE
+    mean = Metric.MEAN_RESPONSE
     return (
         dashboard.Dashboard("replywatch: overview")
         .uid(UID)
@@ -56,7 +58,7 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             stat_panel(
                 "Accounts holding the badge",
-                query(f"count({Metric.TARGET_MET}{total} == 1) or vector(0)", instant=True),
+                query(f"count({Metric.TARGET_MET} == 1) or vector(0)", instant=True),
                 "none",
                 width=6,
                 description="Response rate >= target and mean response time <= target over the "
@@ -66,7 +68,7 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             stat_panel(
                 "Accounts missing the target",
-                query(f"count({Metric.TARGET_MET}{total} == 0) or vector(0)", instant=True),
+                query(f"count({Metric.TARGET_MET} == 0) or vector(0)", instant=True),
                 "none",
                 width=6,
             )
@@ -74,7 +76,8 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             stat_panel(
                 "Customers waiting now",
-                query(f'sum({Metric.OPEN_WAITS}{{channel="all"}}) or vector(0)', instant=True),
+                # Every account has the series (0 while nobody waits): no fallback needed.
+                query(f"sum({Metric.OPEN_WAITS})", instant=True),
                 "none",
                 width=6,
             )
@@ -82,11 +85,12 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             stat_panel(
                 "Longest wait now",
-                query(f'max({Metric.OLDEST_WAIT}{{channel="all"}})', instant=True),
+                query(f"max({Metric.OLDEST_WAIT})", instant=True),
                 "s",
                 width=6,
-                description="The longest wait of any account; the table below judges each "
-                "account's wait against its own targets.",
+                description="The longest wait of any account, in calendar time (0 when nobody "
+                "waits); the table below judges each account's waiting customers by their "
+                "business-time deadlines.",
             )
         )
         .with_panel(
@@ -97,11 +101,11 @@ def build() -> dashboard.Dashboard:
                     ("rate", rate),
                     ("rate_level", level_vs_rate(rate)),
                     ("mean", mean),
-                    ("mean_level", level_vs_time(mean)),
-                    ("badge", f"{Metric.TARGET_MET}{total}"),
-                    ("open", f'{Metric.OPEN_WAITS}{{channel="all"}}'),
-                    ("oldest", oldest),
-                    ("oldest_level", level_vs_time(oldest)),
+                    ("mean_level", level_vs_target(mean)),
+                    ("badge", Metric.TARGET_MET),
+                    ("open", Metric.OPEN_WAITS),
+                    ("oldest", Metric.OLDEST_WAIT),
+                    ("oldest_level", wait_level()),
                     ("budget", BUDGET_LEFT),
                 ],
                 sort_by="Value #rate",
@@ -115,10 +119,16 @@ def build() -> dashboard.Dashboard:
                 levels=("Value #rate_level", "Value #mean_level", "Value #oldest_level"),
                 link=account_link(),
                 description="Response rate and mean response time over each account's profile "
-                "window; open waits now; error budget left of the 7-day SLO. The level columns "
-                "judge each row against that account's configured targets "
-                "(replywatch_target_*; the built-in ones where none is exported): past "
-                "warn_after, past the response target, below the rate target.",
+                "window; customers waiting now (0: nobody) and the longest wait in calendar "
+                "time; error budget left of the 7-day SLO. Levels: rate_level is 'past the "
+                "target' below the account's rate target; mean_level is 'past the target' when "
+                "the mean exceeds the account's response target (the badge's rule; two levels, "
+                "as warn_after is exported only with account_details); both from "
+                "replywatch_target_*, the built-in targets where none is exported. "
+                "oldest_level comes from the business-time deadlines of the account's oldest "
+                "waiting customer (replywatch_open_wait_*_timestamp_seconds): 'past "
+                "warn_after', 'past the target', else 'on target', so a customer who wrote "
+                "outside the account's hours stays on target until its clock runs.",
             )
         )
         .with_panel(

@@ -4,15 +4,22 @@ They fix what must be the same everywhere: the Prometheus datasource, colours fo
 "bad", and how a value is judged against its account's own targets, read from the exported
 ``replywatch_target_*`` series (the config's values), never from constants:
 
-- a table compares each row with that row's account in PromQL: a "level" column (0 on target,
-  1 past ``warn_after``, 2 past the response target; 2 below the rate target) that value
+- a table compares each row with that row's account in PromQL: a "level" column that value
   mappings colour. Grafana has no per-row threshold, and its "Config from query results"
-  transformation reduces the target query to one value for the whole panel;
+  transformation reduces the target query to one value for the whole panel. A mean response
+  time has two levels, on target or past ``replywatch_target_response_seconds``, the
+  badge's own rule (``warn_after`` is exported only with ``account_details``); a rate is
+  below ``replywatch_target_rate_ratio`` or not; the customers waiting now have three, from
+  the business-time deadlines the exporter computes (:func:`wait_level`), never from their
+  calendar age, so a customer who wrote at night to an account with hours reads on target;
 - a stat or time series of one account takes its threshold from a hidden target query through
   that transformation (``configFromData``, mapping the query to ``threshold1``);
 - where no target series exists, the built-in targets (:data:`alerts.catalog.DEFAULT_TARGETS`)
   stand in: in PromQL with ``or``, in a panel as its own thresholds, which Grafana keeps when the
   target query returns nothing.
+
+A family outside the default budget (``MetricSpec.detail``) appears only on the account
+dashboard, on panels whose description names the ``[metrics]`` switch (:func:`needs`).
 
 Every datasource reference reads ``${DS_PROMETHEUS}``, as in a dashboard Grafana exports for
 sharing: importing the JSON asks for a Prometheus (the ``__inputs`` entry that
@@ -52,11 +59,14 @@ from grafana_foundation_sdk.models.dashboard import (
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from alerts.catalog import DEFAULT_TARGETS, Metric
+from monitor.export.specs import Detail
 
 __all__ = [
     "DATASOURCE",
     "DS_INPUT",
     "LEVEL_TEXT",
+    "STATE_COLOURS",
+    "SWITCHES",
     "TARGET_REF",
     "Column",
     "account_link",
@@ -65,7 +75,8 @@ __all__ = [
     "datasource_variable",
     "heatmap_panel",
     "level_vs_rate",
-    "level_vs_time",
+    "level_vs_target",
+    "needs",
     "query",
     "rate_thresholds",
     "stat_panel",
@@ -73,6 +84,7 @@ __all__ = [
     "thresholds_from_target",
     "time_thresholds",
     "timeseries_panel",
+    "wait_level",
 ]
 
 DS_INPUT = "DS_PROMETHEUS"
@@ -83,6 +95,23 @@ TARGET_REF = "target"
 """refId (and legend) of a panel's hidden target query, read by ``configFromData``."""
 LEVEL_TEXT = {0: ("on target", GOOD), 1: ("past warn_after", WARN), 2: ("past the target", BAD)}
 """What a level column's values mean, and their colours."""
+SWITCHES = {
+    Detail.CHANNEL: '[metrics] breakdowns = ["channel"]',
+    Detail.TIER: '[metrics] breakdowns = ["tier"]',
+    Detail.HISTOGRAM: "[metrics] response_time_histogram = true",
+    Detail.ACCOUNT: "[metrics] account_details = true",
+}
+"""The config line that turns on the families a :class:`Detail` names."""
+STATE_COLOURS = {
+    "ok": GOOD,
+    "starting": "blue",
+    "rate_limited": WARN,
+    Metric.STALE_STATE: WARN,
+    "failing": BAD,
+    "auth_failed": BAD,
+}
+"""A polling state's colour (``replywatch_account_state``'s label): red when the account
+cannot be read at all, orange when throttled or when its poller stopped."""
 
 
 def _target(metric: str, like: str, default: float) -> str:
@@ -93,20 +122,37 @@ def _target(metric: str, like: str, default: float) -> str:
     )
 
 
-def level_vs_time(expr: str) -> str:
-    """Per series of ``expr`` (seconds): 0, 1 at or past warn_after, 2 at or past the target."""
-    on = f"on ({ROW_KEY}) group_left ()"
-    warn = _target(Metric.TARGET_WARN, expr, DEFAULT_TARGETS.warn_after.total_seconds())
+def level_vs_target(expr: str) -> str:
+    """Per series of ``expr`` (seconds): 0 up to the response target, 2 past it.
+
+    The badge's rule (mean <= target). Two levels, not three: ``warn_after`` is exported only
+    with ``[metrics] account_details``, and a mean is no customer waiting to be warned about.
+    """
     response = _target(
         Metric.TARGET_RESPONSE, expr, DEFAULT_TARGETS.response_target.total_seconds()
     )
-    return f"(({expr}) >= bool {on} {warn}) + (({expr}) >= bool {on} {response})"
+    return f"2 * (({expr}) > bool on ({ROW_KEY}) group_left () {response})"
 
 
 def level_vs_rate(expr: str) -> str:
     """Per series of ``expr`` (a ratio): 0 at or above the rate target, 2 below it."""
     rate = _target(Metric.TARGET_RATE, expr, DEFAULT_TARGETS.rate_target)
     return f"2 * (({expr}) < bool on ({ROW_KEY}) group_left () {rate})"
+
+
+def wait_level() -> str:
+    """Per account: 0, 1 once its oldest open wait passed warn_after, 2 once past the target.
+
+    Read from the business-time deadlines the exporter computes with the account's hours
+    (+Inf while nobody waits, so 0 then), as the paging rule does: a customer who wrote at
+    night to an account with hours is on target until the account's clock has run.
+    """
+    return f"(time() >= bool {Metric.WARNING_AT}) + (time() >= bool {Metric.BREACH_AT})"
+
+
+def needs(detail: Detail) -> str:
+    """The sentence a panel's description ends with when it reads a family of ``detail``."""
+    return f"Needs `{SWITCHES[detail]}` in the replywatch config (empty without it)."
 
 
 def query(
@@ -141,14 +187,13 @@ def rate_thresholds() -> dashboard.ThresholdsConfig:
 
 
 def time_thresholds() -> dashboard.ThresholdsConfig:
-    """Green under the warning age, orange to the 15-minute target, red past it."""
+    """Green up to the built-in 15-minute response target, red past it."""
     return (
         dashboard.ThresholdsConfig()
         .mode(ThresholdsMode.ABSOLUTE)
         .steps(
             [
                 Threshold(value=None, color=GOOD),
-                Threshold(value=DEFAULT_TARGETS.warn_after.total_seconds(), color=WARN),
                 Threshold(value=DEFAULT_TARGETS.response_target.total_seconds(), color=BAD),
             ]
         )
@@ -256,11 +301,15 @@ def table_panel(
     units: dict[str, str] | None = None,
     levels: tuple[str, ...] = (),
     link: dashboard.DashboardLink | None = None,
+    hidden: tuple[str, ...] = (),
+    colours: dict[str, dict[str, str]] | None = None,
 ) -> table.Panel:
     """Instant queries (:class:`Column` or ``(ref, expr)``), one row per value of ``by``.
 
-    ``levels`` names the columns (``Value #<ref>``) holding a :func:`level_vs_time` or
-    :func:`level_vs_rate`: they show as :data:`LEVEL_TEXT` on its colour.
+    ``levels`` names the columns (``Value #<ref>``) holding a :func:`level_vs_target`,
+    :func:`level_vs_rate` or :func:`wait_level`: they show as :data:`LEVEL_TEXT` on its colour.
+    ``hidden`` columns are left out (a query read only for its label columns); ``colours``
+    gives a text column's values a colour each (``{"state": {"ok": "green", ...}}``).
 
     Each query is wrapped in ``max by (<by>) (...)``, so every query's frame has the same label
     columns and no ``__name__``: Grafana's ``merge`` joins rows whose shared columns are equal,
@@ -276,7 +325,10 @@ def table_panel(
         .sort_by([TableSortByFieldState().display_name(sort_by).desc(descending)])
         .with_transformation(DataTransformerConfig(id_val="merge", options={}))
         .with_transformation(
-            DataTransformerConfig(id_val="organize", options={"excludeByName": {"Time": True}})
+            DataTransformerConfig(
+                id_val="organize",
+                options={"excludeByName": {name: True for name in ("Time", *hidden)}},
+            )
         )
     )
     for target in targets:
@@ -306,6 +358,23 @@ def table_panel(
             field,
             [
                 DynamicConfigValue(id_val="mappings", value=mappings),
+                DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
+            ],
+        )
+    for field, by_value in (colours or {}).items():
+        text_mappings = [
+            {
+                "type": "value",
+                "options": {
+                    value: {"text": value, "color": colour, "index": index}
+                    for index, (value, colour) in enumerate(by_value.items())
+                },
+            }
+        ]
+        panel = panel.override_by_name(
+            field,
+            [
+                DynamicConfigValue(id_val="mappings", value=text_mappings),
                 DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
             ],
         )

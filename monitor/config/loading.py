@@ -47,6 +47,7 @@ from monitor.config.schema import (
     AlertsModel,
     BusinessHoursModel,
     ConfigModel,
+    MetricsModel,
     ProfileModel,
     SummaryModel,
 )
@@ -152,6 +153,7 @@ class Config:
     webhooks: Mapping[str, WebhookConfig] = field(default_factory=dict)
     alerts: AlertsModel = field(default_factory=AlertsModel)
     summary: SummaryModel = field(default_factory=SummaryModel)
+    metrics: MetricsModel = field(default_factory=MetricsModel)
 
     @classmethod
     def empty(cls) -> Config:
@@ -333,6 +335,7 @@ def _resolve(model: ConfigModel, path: Path) -> Config:
         },
         alerts=model.alerts,
         summary=model.summary,
+        metrics=model.metrics,
     )
 
 

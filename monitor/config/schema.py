@@ -33,6 +33,7 @@ __all__ = [
     "BusinessHoursModel",
     "ConfigModel",
     "EventTokenModel",
+    "MetricsModel",
     "ProfileModel",
     "ReceiverModel",
     "RecipientModel",
@@ -166,6 +167,26 @@ class SettingsModel(_Strict):
     # than this day (default: each platform's launch) and no further ahead of the clock.
     earliest_event: date | None = None
     max_clock_skew: Duration = Field(default=DEFAULT_MAX_AHEAD, ge=timedelta(0))
+
+
+class MetricsModel(_Strict):
+    """What ``/metrics`` exports beyond the default budget (README, "Metrics budget")."""
+
+    # Per-channel and per-tier window figures (and open waits per channel), each in
+    # families of their own: replywatch_channel_*, replywatch_tier_*.
+    breakdowns: tuple[Literal["channel", "tier"], ...] = ()
+    # replywatch_response_time_seconds, with a bucket at each of the profile's targets.
+    response_time_histogram: bool = False
+    # Each account's last successful poll, last poll duration, poll interval, and its
+    # warn_after, reply-deadline and escalation targets.
+    account_details: bool = False
+
+    @field_validator("breakdowns")
+    @classmethod
+    def _once_each(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"breakdowns lists a value twice: {list(value)}")
+        return value
 
 
 class EventTokenModel(_Strict):
@@ -315,6 +336,7 @@ class ConfigModel(_Strict):
     replywatch: SettingsModel = SettingsModel()
     alerts: AlertsModel = AlertsModel()
     summary: SummaryModel = SummaryModel()
+    metrics: MetricsModel = MetricsModel()
     webhooks: dict[str, WebhookModel] = Field(default_factory=dict)
     defaults: DefaultsModel = DefaultsModel()
     profiles: dict[str, ProfileModel] = Field(default_factory=dict)

@@ -11,8 +11,9 @@ labels are those of the table (``monitor.export.specs``, the families marked
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -38,16 +39,28 @@ class _Row:
     last_duration: float | None
     quota_used: float | None
     missed_items: int
+    # The last poll that ended, or (never polled) when the first was due.
+    last_attempt: float | None = None
 
 
 class ClusterHealth(Collector):
     """Polls, account states, alert deliveries and summary sends of the whole cluster."""
 
-    def __init__(self, engine: Engine, intervals: dict[str, float]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        intervals: dict[str, float],
+        account_details: bool = False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.engine = engine
         self.intervals = intervals
+        self.clock = clock
+        # [metrics] account_details: each account's last poll duration.
+        self.account_details = account_details
         self._rows: list[_Row] = []
-        self._counts: dict[tuple[str, str], dict[str, int]] = {}
+        # (platform, outcome) -> polls, summed over the platform's accounts.
+        self._counts: dict[tuple[str, str], int] = {}
         self._deliveries = _Deliveries(0, 0, 0, 0, 0)
         self._lock = threading.Lock()
 
@@ -64,32 +77,51 @@ class ClusterHealth(Collector):
                     duration,
                     quota,
                     int(missed),
+                    (attempt or due).timestamp(),
                 )
-                for ident, state, success, duration, quota, missed in connection.execute(
-                    select(
-                        s.account_id,
-                        s.state,
-                        s.last_success_at,
-                        s.last_duration_seconds,
-                        s.quota_used,
-                        s.missed_items,
+                for ident, state, success, duration, quota, missed, attempt, due in (
+                    connection.execute(
+                        select(
+                            s.account_id,
+                            s.state,
+                            s.last_success_at,
+                            s.last_duration_seconds,
+                            s.quota_used,
+                            s.missed_items,
+                            s.last_poll_at,
+                            s.next_poll_at,
+                        )
                     )
                 )
                 if int(ident) in who
             ]
             deliveries = _read_deliveries(connection)
-            counts: dict[tuple[str, str], dict[str, int]] = {}
+            counts = {(platform, o.value): 0 for platform, _ in who.values() for o in PollOutcome}
             for ident, outcome, polls in connection.execute(
                 select(c.account_id, c.outcome, c.polls)
             ):
                 if int(ident) in who:
-                    counts.setdefault(who[int(ident)], {})[outcome] = int(polls)
+                    key = (who[int(ident)][0], outcome)
+                    counts[key] = counts.get(key, 0) + int(polls)
+        rows = [self._stale_or_not(row, self.clock().timestamp()) for row in rows]
         with self._lock:
             self._rows, self._counts, self._deliveries = rows, counts, deliveries
 
+    def _stale_or_not(self, row: _Row, now: float) -> _Row:
+        # As Metrics.mark_stale: an ok account no worker has polled for three intervals is
+        # stale (the workers are stuck or gone); one that fails or is paused shows why.
+        interval = self.intervals.get(row.account)
+        quiet = row.state in (AccountState.OK.value, AccountState.STARTING.value)
+        last = row.last_attempt
+        if interval is None or not quiet or last is None:
+            return row
+        if now - last <= specs.STALE_AFTER_INTERVALS * interval:
+            return row
+        return replace(row, state=specs.STALE_STATE)
+
     def describe(self) -> Iterable[Metric]:
         """Registration must never query: describe with empty families."""
-        return [_family(spec) for spec in _FAMILIES]
+        return [_family(spec) for spec in _FAMILIES if self._exported(spec)]
 
     def collect(self) -> Iterable[Metric]:
         """The families, in the names and labels ``replywatch run`` uses."""
@@ -102,23 +134,29 @@ class ClusterHealth(Collector):
         quota = _gauge(specs.QUOTA_USED)
         missed = _counter(specs.MISSED_ITEMS)
         interval = _gauge(specs.POLL_INTERVAL)
+        for (platform, outcome), count in sorted(counts.items()):
+            polls.add_metric([platform, outcome], count)
         for row in rows:
             labels = [row.platform, row.account]
-            done = counts.get((row.platform, row.account), {})
-            for outcome in PollOutcome:
-                polls.add_metric([*labels, outcome.value], done.get(outcome.value, 0))
-            for each in AccountState:
-                state.add_metric([*labels, each.value], float(each.value == row.state))
-            if row.last_success is not None:
+            # One series per account, as the process registry keeps it (Metrics.set_state).
+            state.add_metric([*labels, row.state], 1.0)
+            if row.last_success is not None and self.account_details:
                 success.add_metric(labels, row.last_success)
-            if row.last_duration is not None:
+            if row.last_duration is not None and self.account_details:
                 duration.add_metric(labels, row.last_duration)
             if row.quota_used is not None:
                 quota.add_metric(labels, row.quota_used)
-            missed.add_metric(labels, row.missed_items)
-            if row.account in self.intervals:
+            if row.missed_items:
+                missed.add_metric(labels, row.missed_items)
+            if row.account in self.intervals and self.account_details:
                 interval.add_metric(labels, self.intervals[row.account])
-        return [polls, state, success, duration, quota, missed, interval, *deliveries.families()]
+        families = [polls, state, success, duration, quota, missed, interval]
+        on = {spec.name for spec in _FAMILIES if self._exported(spec)}
+        return [family for family in families if family.name in on] + deliveries.families()
+
+    def _exported(self, spec: MetricSpec) -> bool:
+        # The process registry's rule (Metrics.apply): account_details families only when on.
+        return spec.detail is None or self.account_details
 
 
 @dataclass(frozen=True, slots=True)

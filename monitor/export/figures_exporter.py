@@ -1,14 +1,16 @@
 """Window figures for Prometheus, served from a snapshot so a scrape never queries the store.
 
 A background refresh computes every account's figures (``monitor.store.stats``, the one
-implementation of metrics.md section 4) for its own profile and window, per account
-(``channel="all"``), per channel and per tier, and keeps the opening times of the waits still
-open. The snapshot is rendered straight to exposition text (:meth:`render_static`): at 10,000
-accounts that is about a million samples, and building prometheus_client objects for each
-would take seconds. ``collect()`` parses that same text, so there is one renderer. The
-open-wait count and the age of the oldest are rendered at scrape time (:meth:`render_live`)
-from the opening times, so they are always current. Names, help texts, types and label order
-are those of the table (``monitor.export.specs``).
+implementation of metrics.md section 4) for its own profile and window, and keeps the opening
+times of the waits still open. By default only each account's totals are exported; the
+``[metrics]`` switches add the per-channel and per-tier breakdowns (families of their own,
+``replywatch_channel_*`` and ``replywatch_tier_*``) and the response-time histogram. The
+snapshot is rendered straight to exposition text (:meth:`render_static`): building
+prometheus_client objects for 10,000 accounts' samples would take seconds. ``collect()``
+parses that same text, so there is one renderer. The open-wait count and the age of the
+oldest are rendered at scrape time (:meth:`render_live`) from the opening times, so they are
+always current; every stored account has them, 0 while nobody waits. Names, help texts, types
+and label order are those of the table (``monitor.export.specs``).
 
 The age of the oldest wait is calendar time, for dashboards. What the alert rules read is the
 instant each account's first open wait reaches warning and breach, computed by the
@@ -38,42 +40,46 @@ from monitor.export import specs
 from monitor.export.specs import MetricSpec
 from monitor.notify.conversation_alerts import level_deadline
 from monitor.store.accounts import AccountDirectory, account_names
-from monitor.store.sli import SliTotals
+from monitor.store.sli import SliTotals, profile_buckets
 from monitor.store.stats import StatsRow, account_stats
 from monitor.store.tables import WAITS
 
 __all__ = ["FiguresSnapshot"]
 
 # Label names in the order the text writes them: the table's, so parsers and the table agree.
-_LABELS = specs.WINDOW_WAITS.labels
-_SLI_LABELS = specs.RESPONSE_TIME.labels
-_OPEN_LABELS = specs.OPEN_WAITS.labels
-_ACCOUNT_LABELS = specs.OPEN_WAIT_BREACH_AT.labels
+_ACCOUNT_LABELS = specs.WINDOW_WAITS.labels
+_CHANNEL_LABELS = specs.CHANNEL_FIGURES[0].labels
+_TIER_LABELS = specs.TIER_FIGURES[0].labels
+_HISTOGRAM_LABELS = specs.RESPONSE_TIME.labels
+_CHANNEL_OPEN_LABELS = specs.CHANNEL_OPEN_WAITS.labels
 _DEADLINES = (specs.OPEN_WAIT_WARNING_AT, specs.OPEN_WAIT_BREACH_AT)
-_FIGURES: tuple[tuple[MetricSpec, Callable[[Figures], float | None]], ...] = (
-    (specs.WINDOW_WAITS, lambda f: f.waits),
-    (specs.WINDOW_ANSWERED, lambda f: f.answered),
-    (specs.RESPONSE_RATE, lambda f: f.response_rate),
-    (specs.WITHIN_TARGET, lambda f: f.within_target_share),
-    (specs.MEAN_RESPONSE, lambda f: f.mean_response_seconds),
-    (specs.MEDIAN_RESPONSE, lambda f: f.median_response_seconds),
-    (specs.P90_RESPONSE, lambda f: f.p90_response_seconds),
-    (specs.TARGET_MET, lambda f: None if f.target_met is None else float(f.target_met)),
+# What each window figure reads of a Figures, in the table's order (the same for every level).
+_VALUES: tuple[Callable[[Figures], float | None], ...] = (
+    lambda f: f.waits,
+    lambda f: f.answered,
+    lambda f: f.response_rate,
+    lambda f: f.within_target_share,
+    lambda f: f.mean_response_seconds,
+    lambda f: f.median_response_seconds,
+    lambda f: f.p90_response_seconds,
+    lambda f: None if f.target_met is None else float(f.target_met),
 )
 
 
 @dataclass(frozen=True)
 class _Snapshot:
     taken_at: datetime
-    # Each row with its (channel, tier) labels: "all" for the side it is not split by.
-    rows: tuple[tuple[StatsRow, str, str], ...]
+    # Each family group (account totals, per channel, per tier) with its rows' label texts.
+    rows: tuple[tuple[tuple[MetricSpec, ...], tuple[tuple[str, Figures], ...]], ...]
     # (platform, account, channel) -> opening times of waits open when the snapshot was taken
     # that had not closed by then.
     open_waits: dict[tuple[str, str, str], tuple[datetime, ...]] = field(default_factory=dict)
     # account id -> (platform, account name)
     who: dict[int, tuple[str, str]] = field(default_factory=dict)
-    # For the scrape-time render: (label text, open count, oldest opening as Unix time).
-    live: tuple[tuple[str, int, float], ...] = ()
+    # For the scrape-time render, per account then per channel (when broken down):
+    # (label text, open count, oldest opening as Unix time or None when nobody waits).
+    live: tuple[tuple[str, int, float | None], ...] = ()
+    live_channels: tuple[tuple[str, int, float | None], ...] = ()
     # The deadline families' sample lines (warning, breach): fixed until the next refresh.
     deadlines: tuple[str, str] = ("", "")
 
@@ -101,12 +107,17 @@ class FiguresSnapshot(Collector):
     def refresh(self) -> None:
         """Recompute every figure from the store (run this off the event loop)."""
         now = self.clock()
+        breakdowns = self.accounts.config.metrics.breakdowns
         with self.engine.connect() as connection:
-            rows = [(r, "all", "all") for r in account_stats(connection, self.accounts, as_of=now)]
-            by_channel = account_stats(connection, self.accounts, as_of=now, by="channel")
-            by_tier = account_stats(connection, self.accounts, as_of=now, by="tier")
-            rows += [(r, r.group or "all", "all") for r in by_channel]
-            rows += [(r, "all", r.group or "all") for r in by_tier]
+            rows = [
+                _rows(specs.WINDOW_FIGURES, account_stats(connection, self.accounts, as_of=now))
+            ]
+            if "channel" in breakdowns:
+                by_channel = account_stats(connection, self.accounts, as_of=now, by="channel")
+                rows.append(_rows(specs.CHANNEL_FIGURES, by_channel, "channel"))
+            if "tier" in breakdowns:
+                by_tier = account_stats(connection, self.accounts, as_of=now, by="tier")
+                rows.append(_rows(specs.TIER_FIGURES, by_tier, "tier"))
             who = account_names(connection)
             result = connection.execute(
                 select(WAITS.c.account_id, WAITS.c.channel, WAITS.c.tier, WAITS.c.opened_at).where(
@@ -125,7 +136,9 @@ class FiguresSnapshot(Collector):
                     alerted[group] = opened
         frozen = {k: tuple(v) for k, v in open_waits.items()}
         deadlines = self._deadline_lines(who, alerted)
-        snapshot = _Snapshot(now, tuple(rows), frozen, who, _live_rows(frozen), deadlines)
+        live = _live_rows(frozen, who)
+        channels = _live_channel_rows(frozen) if "channel" in breakdowns else ()
+        snapshot = _Snapshot(now, tuple(rows), frozen, who, live, channels, deadlines)
         with self._lock:
             self._snapshot = snapshot
 
@@ -142,6 +155,9 @@ class FiguresSnapshot(Collector):
             for slot, level in enumerate(("warning", "breach")):
                 try:
                     at = level_deadline(policy, channel, tier, opened, level).timestamp()
+                    # Written to the millisecond: rounded up, a rule never fires before the
+                    # conversation alert does.
+                    at = math.ceil(at * 1000) / 1000
                 except ScheduleError:
                     # Holidays close every day: no business time passes, no alert ever fires.
                     continue
@@ -150,7 +166,7 @@ class FiguresSnapshot(Collector):
         for account_id, values in sorted(first.items(), key=lambda item: who[item[0]]):
             labels = _label_text(_ACCOUNT_LABELS, who[account_id])
             for spec, out, value in zip(_DEADLINES, lines, values, strict=True):
-                out.append(f"{spec.name}{{{labels}}} {_number(value)}\n")
+                out.append(f"{spec.name}{{{labels}}} {_number(value, spec.unit)}\n")
         return "".join(lines[0]), "".join(lines[1])
 
     def render_live(self, openmetrics: bool = False) -> bytes:
@@ -158,14 +174,20 @@ class FiguresSnapshot(Collector):
         with self._lock:
             snapshot = self._snapshot
         now = self.clock().timestamp()
-        out = [_LIVE_HEADERS]
-        rows = snapshot.live if snapshot is not None else ()
-        out += [f"{_OPEN_WAITS}{{{labels}}} {count}.0\n" for labels, count, _ in rows]
-        out.append(_OLDEST_HEADERS)
-        out += [
-            f"{_OLDEST_OPEN_WAIT}{{{labels}}} {max(0.0, now - oldest)!r}\n"
-            for labels, _count, oldest in rows
-        ]
+        out: list[str] = []
+        levels = [(specs.OPEN_WAITS, specs.OLDEST_OPEN_WAIT, snapshot.live if snapshot else ())]
+        if snapshot is not None and snapshot.live_channels:
+            levels.append(
+                (specs.CHANNEL_OPEN_WAITS, specs.CHANNEL_OLDEST_OPEN_WAIT, snapshot.live_channels)
+            )
+        for count_spec, oldest_spec, rows in levels:
+            out.append(_header(count_spec))
+            out += [f"{count_spec.name}{{{labels}}} {count}\n" for labels, count, _ in rows]
+            out.append(_header(oldest_spec))
+            out += [
+                f"{oldest_spec.name}{{{labels}}} {_age(now, oldest)}\n"
+                for labels, _count, oldest in rows
+            ]
         # From the same snapshot as the open waits, so a rule never sees one without the other.
         deadlines = snapshot.deadlines if snapshot is not None else ("", "")
         for headers, lines in zip(_DEADLINE_HEADERS, deadlines, strict=True):
@@ -190,25 +212,22 @@ class FiguresSnapshot(Collector):
 
     def _render(self, snapshot: _Snapshot | None, live: bool, openmetrics: bool = False) -> str:
         out: list[str] = []
-        rows = [
-            (
-                _label_text(_LABELS, (r.platform, r.account, channel, r.figures.profile, tier)),
-                r.figures,
-            )
-            for r, channel, tier in (snapshot.rows if snapshot else ())
-        ]
-        for spec, value_of in _FIGURES:
-            out.append(_header(spec, openmetrics))
-            for labels, figures in rows:
-                value = value_of(figures)
-                if value is not None:
-                    out.append(f"{spec.name}{{{labels}}} {_number(value)}\n")
+        groups = snapshot.rows if snapshot else ((specs.WINDOW_FIGURES, ()),)
+        for families, rows in groups:
+            for spec, value_of in zip(families, _VALUES, strict=True):
+                out.append(_header(spec, openmetrics))
+                for labels, figures in rows:
+                    value = value_of(figures)
+                    if value is not None:
+                        out.append(f"{spec.name}{{{labels}}} {_number(value, spec.unit)}\n")
         out.append(_header(specs.FIGURES_SNAPSHOT, openmetrics))
         if snapshot is not None:
             taken = _number(snapshot.taken_at.timestamp())
             out.append(f"{specs.FIGURES_SNAPSHOT.name} {taken}\n")
         sli = self.sli if self.sli is not None else SliTotals(())
-        out += _sli_lines(sli, snapshot.who if snapshot else {}, self.accounts, openmetrics)
+        histogram = self.accounts.config.metrics.response_time_histogram
+        who = snapshot.who if snapshot else {}
+        out += _sli_lines(sli, who, self.accounts, openmetrics, histogram)
         text = "".join(out)
         if live:
             text += self.render_live().decode()
@@ -220,25 +239,70 @@ def _sli_lines(
     who: dict[int, tuple[str, str]],
     accounts: AccountDirectory,
     openmetrics: bool,
+    histogram: bool,
 ) -> list[str]:
-    outcomes = [_header(specs.SLI_OUTCOMES, openmetrics)]
-    histogram = [_header(specs.RESPONSE_TIME, openmetrics)]
-    bounds = [_go_float(bound) for bound in totals.buckets] + ["+Inf"]
+    # The counters are kept per (account, channel, tier) at every profile's bounds; the
+    # outcomes are exported per account, the histogram per account and profile at its own.
+    outcomes: dict[int, list[int]] = {}
+    answers: dict[tuple[int, str], _Answers] = {}
+    bounds = list(totals.buckets)
     # One read of the dict: a reload puts a new one in place meanwhile (SliTotals.load).
-    for key, counts in sorted(totals.counts.items()):
-        account_id, channel, tier = key
+    for (account_id, channel, _tier), counts in totals.counts.items():
         if account_id not in who:
             continue
-        platform, name = who[account_id]
-        profile = accounts.policy(name).profile_for(channel).name
-        labels = _label_text(_SLI_LABELS, (platform, name, channel, tier, profile))
-        outcomes.append(f'{_SLI_TOTAL}{{{labels},outcome="met"}} {counts.met}.0\n')
-        outcomes.append(f'{_SLI_TOTAL}{{{labels},outcome="missed"}} {counts.missed}.0\n')
-        for bound, count in zip(bounds, counts.cumulative(), strict=True):
-            histogram.append(f'{_RESPONSE_BUCKET}{{{labels},le="{bound}"}} {count}.0\n')
-        histogram.append(f"{_RESPONSE_COUNT}{{{labels}}} {counts.answered}.0\n")
-        histogram.append(f"{_RESPONSE_SUM}{{{labels}}} {_number(counts.response_sum)}\n")
-    return outcomes + histogram
+        both = outcomes.setdefault(account_id, [0, 0])
+        both[0] += counts.met
+        both[1] += counts.missed
+        if histogram:
+            profile = accounts.policy(who[account_id][1]).profile_for(channel)
+            key = (account_id, profile.name)
+            if key not in answers:
+                answers[key] = _Answers(profile_buckets(profile), bounds)
+            answers[key].add(counts.cumulative(), counts.answered, counts.response_sum)
+    lines = [_header(specs.SLI_OUTCOMES, openmetrics)]
+    for account_id, (met, missed) in sorted(outcomes.items(), key=lambda item: who[item[0]]):
+        labels = _label_text(_ACCOUNT_LABELS, who[account_id])
+        lines.append(f'{_SLI_TOTAL}{{{labels},outcome="met"}} {met}\n')
+        lines.append(f'{_SLI_TOTAL}{{{labels},outcome="missed"}} {missed}\n')
+    if not histogram:
+        return lines
+    lines.append(_header(specs.RESPONSE_TIME, openmetrics))
+    for (account_id, profile_name), sums in sorted(
+        answers.items(), key=lambda i: (who[i[0][0]], i[0][1])
+    ):
+        labels = _label_text(_HISTOGRAM_LABELS, (*who[account_id], profile_name))
+        for bound, count in sums.buckets():
+            lines.append(f'{_RESPONSE_BUCKET}{{{labels},le="{bound}"}} {count}.0\n')
+        lines.append(f"{_RESPONSE_COUNT}{{{labels}}} {sums.answered}.0\n")
+        lines.append(f"{_RESPONSE_SUM}{{{labels}}} {_number(sums.response_sum)}\n")
+    return lines
+
+
+class _Answers:
+    """One (account, profile)'s answers, summed over its channels and tiers at its own bounds."""
+
+    def __init__(self, own: Sequence[float], kept: Sequence[float]) -> None:
+        # The counters are kept at the union of every profile's bounds (histogram_buckets), so
+        # the cumulative count at an own bound is exact. A bound not kept (a profile the
+        # counters were not set up for) is left out rather than guessed.
+        at = {bound: slot for slot, bound in enumerate(kept)}
+        own = [bound for bound in own if bound in at]
+        self.slots = [at[bound] for bound in own] + [len(kept)]
+        self.labels = [_go_float(bound) for bound in own] + ["+Inf"]
+        self.cumulative = [0] * len(self.slots)
+        self.answered = 0
+        self.response_sum = 0.0
+
+    def add(self, cumulative: Sequence[int], answered: int, response_sum: float) -> None:
+        """Add one (channel, tier)'s counts, cumulative at every kept bound then +Inf."""
+        for i, slot in enumerate(self.slots):
+            self.cumulative[i] += cumulative[slot]
+        self.answered += answered
+        self.response_sum += response_sum
+
+    def buckets(self) -> list[tuple[str, int]]:
+        """(le label, cumulative count) at each of the profile's bounds, then +Inf."""
+        return list(zip(self.labels, self.cumulative, strict=True))
 
 
 def _header(spec: MetricSpec, openmetrics: bool = False) -> str:
@@ -248,9 +312,19 @@ def _header(spec: MetricSpec, openmetrics: bool = False) -> str:
     return f"# HELP {name} {spec.help}\n# TYPE {name} {spec.type}\n"
 
 
-def _number(value: float) -> str:
+def _number(value: float, unit: str | None = None) -> str:
     number = float(value)
-    return repr(number) if math.isfinite(number) else _go_float(number)
+    if not math.isfinite(number):
+        return _go_float(number)
+    # A figure's text is most of a scrape's bytes. Seconds to the millisecond and ratios to
+    # nine significant digits say everything the store knows that a rule could tell apart
+    # (a ratio of counts below a billion), in about half the characters of repr().
+    if unit == "ratio":
+        return f"{number:.9g}"
+    if unit == "seconds":
+        number = round(number, 3)
+    # Counts and whole seconds without ".0": the text format reads "5" as 5.0.
+    return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
 
 
 def _escape(value: str) -> str:
@@ -266,30 +340,60 @@ def _parse(text: str) -> Iterable[Metric]:
 
 
 # Rendered at every scrape: the same in both formats (gauges).
-_LIVE_HEADERS = _header(specs.OPEN_WAITS)
-_OLDEST_HEADERS = _header(specs.OLDEST_OPEN_WAIT)
 _DEADLINE_HEADERS = tuple(_header(spec) for spec in _DEADLINES)
-_OPEN_WAITS = specs.OPEN_WAITS.name
-_OLDEST_OPEN_WAIT = specs.OLDEST_OPEN_WAIT.name
 _SLI_TOTAL = specs.SLI_OUTCOMES.total
 _RESPONSE_BUCKET = specs.RESPONSE_TIME.bucket
 _RESPONSE_COUNT = specs.RESPONSE_TIME.count
 _RESPONSE_SUM = specs.RESPONSE_TIME.sum
 
 
+def _rows(
+    families: tuple[MetricSpec, ...], rows: Sequence[StatsRow], by: str | None = None
+) -> tuple[tuple[MetricSpec, ...], tuple[tuple[str, Figures], ...]]:
+    """A family group with its rows' label texts (an account's, or per channel or tier)."""
+    labelled = []
+    for row in rows:
+        if by is None:
+            text = _label_text(_ACCOUNT_LABELS, (row.platform, row.account))
+        elif by == "channel":
+            values = (row.platform, row.account, row.group or "", row.figures.profile)
+            text = _label_text(_CHANNEL_LABELS, values)
+        else:
+            text = _label_text(_TIER_LABELS, (row.platform, row.account, row.group or ""))
+        labelled.append((text, row.figures))
+    return families, tuple(labelled)
+
+
 def _live_rows(
     open_waits: dict[tuple[str, str, str], tuple[datetime, ...]],
-) -> tuple[tuple[str, int, float], ...]:
-    rows = []
-    totals: dict[tuple[str, str], list[datetime]] = {}
-    for (platform, account, channel), times in open_waits.items():
-        labels = _label_text(_OPEN_LABELS, (platform, account, channel))
-        rows.append((labels, len(times), min(times).timestamp()))
+    who: dict[int, tuple[str, str]],
+) -> tuple[tuple[str, int, float | None], ...]:
+    # Every stored account, waiting or not: a caught-up account reads 0, it does not vanish.
+    totals: dict[tuple[str, str], list[datetime]] = {names: [] for names in who.values()}
+    for (platform, account, _channel), times in open_waits.items():
         totals.setdefault((platform, account), []).extend(times)
-    for (platform, account), merged in totals.items():
-        labels = _label_text(_OPEN_LABELS, (platform, account, "all"))
-        rows.append((labels, len(merged), min(merged).timestamp()))
-    return tuple(rows)
+    return tuple(
+        (
+            _label_text(_ACCOUNT_LABELS, names),
+            len(times),
+            min(times).timestamp() if times else None,
+        )
+        for names, times in sorted(totals.items())
+    )
+
+
+def _live_channel_rows(
+    open_waits: dict[tuple[str, str, str], tuple[datetime, ...]],
+) -> tuple[tuple[str, int, float | None], ...]:
+    # The channels someone waits on (a channel nobody ever wrote on has no series).
+    return tuple(
+        (_label_text(_CHANNEL_OPEN_LABELS, key), len(times), min(times).timestamp())
+        for key, times in sorted(open_waits.items())
+    )
+
+
+def _age(now: float, oldest: float | None) -> str:
+    return "0" if oldest is None else _number(max(0.0, now - oldest), "seconds")
 
 
 def _go_float(value: float) -> str:

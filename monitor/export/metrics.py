@@ -18,6 +18,7 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
+from monitor.config.schema import MetricsModel
 from monitor.core.polls import AccountState, PollOutcome, PollRecord
 from monitor.core.profiles import Profile
 from monitor.export import specs
@@ -26,6 +27,7 @@ from monitor.export.specs import (
     CONNECTION_CLOSES,
     SUMMARY_SEND_RESULTS,
     WEBHOOK_OUTCOMES,
+    Detail,
     Exporter,
     MetricSpec,
 )
@@ -46,8 +48,14 @@ class Metrics:
         registry: CollectorRegistry | None = None,
         *,
         process_registry: CollectorRegistry | None = None,
+        settings: MetricsModel | None = None,
     ) -> None:
         self.registry = registry or CollectorRegistry()
+        # Which families beyond the default budget this process exports ([metrics]).
+        self.account_details = False
+        # Families behind a [metrics] switch, registered only while it is on.
+        self._switched: dict[MetricSpec, Gauge] = {}
+        self._registered: set[MetricSpec] = set()
         # The polling families (Exporter.POLLING: polls, alert deliveries, summary sends).
         # ``replywatch serve`` exports the whole cluster's from the database instead, and
         # passes a registry nobody renders for these.
@@ -68,6 +76,7 @@ class Metrics:
             spec.name.removeprefix(f"{specs.PREFIX}_target_"): self._gauge(spec)
             for spec in specs.TARGETS
         }
+        self.profile_min_waits = self._gauge(specs.PROFILE_MIN_WAITS)
         self.alert_deliveries = self._counter(specs.ALERT_DELIVERIES)
         self.alert_outbox_pending = self._gauge(specs.ALERT_OUTBOX_PENDING)
         for result in ALERT_DELIVERY_RESULTS:
@@ -80,29 +89,52 @@ class Metrics:
         self.round_interval = self._gauge(specs.ROUND_INTERVAL)
         self.events_rejected = self._counter(specs.EVENTS_REJECTED)
         self._accounts: dict[tuple[str, str], _AccountSeries] = {}
-        self._states: dict[tuple[str, str], AccountState] = {}
+        # The state label each account's one series has now (an AccountState's, or stale).
+        self._states: dict[tuple[str, str], str] = {}
+        self._polled: dict[tuple[str, str], AccountState] = {}
+        # (interval, last success or first seen, as Unix time): when an account goes stale.
+        self._freshness: dict[tuple[str, str], tuple[float, float | None]] = {}
         self.webhooks = self._counter(specs.WEBHOOK_DELIVERIES)
         self.connections_closed = self._counter(specs.HTTP_CONNECTIONS_CLOSED)
         for reason in CONNECTION_CLOSES:
             self.connections_closed.labels(reason)
+        self.apply(settings or MetricsModel())
+
+    def apply(self, settings: MetricsModel) -> None:
+        """Take the config's ``[metrics]`` switches (before any account is prepared)."""
+        self.account_details = settings.account_details
+        for spec, family in self._switched.items():
+            # The process registry holds only account_details families (the table says so).
+            on = spec.detail is Detail.ACCOUNT and settings.account_details
+            if on and spec not in self._registered:
+                self._registry_of(spec).register(family)
+                self._registered.add(spec)
+            elif not on and spec in self._registered:
+                self._registry_of(spec).unregister(family)
+                self._registered.discard(spec)
 
     def prepare_account(
         self, platform: str, account: str, interval: float | None = None
     ) -> _AccountSeries:
-        """Create an account's series (zero-valued, so rates exist from the start)."""
+        """Create an account's series (the platform's counters at zero, so rates exist)."""
         key = (platform, account)
         series = self._accounts.get(key)
         if interval is not None:
-            self.poll_interval.labels(platform, account).set(interval)
+            last = self._freshness.get(key, (interval, None))[1]
+            self._freshness[key] = (interval, last)
+            if self.account_details:
+                self.poll_interval.labels(platform, account).set(interval)
         if series is None:
             series = self._accounts[key] = _AccountSeries(
-                polls={o: self.polls.labels(platform, account, o.value) for o in PollOutcome},
+                polls={o: self.polls.labels(platform, o.value) for o in PollOutcome},
                 duration=self.poll_duration.labels(platform),
-                last_duration=self.last_poll_duration.labels(platform, account),
-                stored_by_poll=self.events_stored.labels(platform, account, "poll"),
-                missed=self.missed.labels(platform, account),
+                last_duration=(
+                    self.last_poll_duration.labels(platform, account)
+                    if self.account_details
+                    else None
+                ),
+                stored_by_poll=self.events_stored.labels(platform, "poll"),
             )
-            self.events_stored.labels(platform, account, "webhook")
             self.set_state(platform, account, AccountState.STARTING)
         return series
 
@@ -110,23 +142,49 @@ class Metrics:
         """Export an account's targets, so alert rules compare against the config."""
         targets = profile.targets
         values = {
-            "warn_after_seconds": targets.warn_after.total_seconds(),
             "response_seconds": targets.response_target.total_seconds(),
-            "reply_deadline_seconds": targets.reply_deadline.total_seconds(),
             "rate_ratio": targets.rate_target,
-            "escalate_after_seconds": targets.escalate_after.total_seconds(),
-            "min_waits": float(profile.min_waits),
         }
+        if self.account_details:
+            values |= {
+                "warn_after_seconds": targets.warn_after.total_seconds(),
+                "reply_deadline_seconds": targets.reply_deadline.total_seconds(),
+                "escalate_after_seconds": targets.escalate_after.total_seconds(),
+            }
         for kind, value in values.items():
-            self.targets[kind].labels(platform, account).set(value)
+            self.targets[kind].labels(platform, account, profile.name).set(value)
+        self.profile_min_waits.labels(profile.name).set(profile.min_waits)
 
     def set_state(self, platform: str, account: str, state: AccountState) -> None:
-        """Mark the account's current polling state (work only when it changes)."""
-        if self._states.get((platform, account)) is state:
+        """Mark the account's current polling state: one series, its label the state."""
+        self._polled[(platform, account)] = state
+        self._show_state(platform, account, state.value)
+
+    def mark_stale(self, now: float) -> None:
+        """Show ``stale`` for accounts no poll has ended for in three intervals (each round).
+
+        A poll that fails sets its own state; this catches the poller that stopped polling
+        at all, which no poll outcome can report.
+        """
+        for key, (interval, last) in self._freshness.items():
+            if last is None:
+                # Never polled yet: count from the first round that sees the account.
+                self._freshness[key] = (interval, now)
+                continue
+            polled = self._polled.get(key, AccountState.STARTING)
+            # A failing, throttled or paused account shows why; stale is for a silent one.
+            quiet = polled in (AccountState.OK, AccountState.STARTING)
+            late = quiet and now - last > specs.STALE_AFTER_INTERVALS * interval
+            self._show_state(*key, specs.STALE_STATE if late else polled.value)
+
+    def _show_state(self, platform: str, account: str, state: str) -> None:
+        previous = self._states.get((platform, account))
+        if previous == state:
             return
         self._states[(platform, account)] = state
-        for each in AccountState:
-            self.account_state.labels(platform, account, each.value).set(each is state)
+        if previous is not None:
+            self.account_state.remove(platform, account, previous)
+        self.account_state.labels(platform, account, state).set(1)
 
     def record_alert_deliveries(self, report: DeliveryCounts) -> None:
         """Count one delivery round of the alert outbox."""
@@ -140,26 +198,34 @@ class Metrics:
         self.summary_sends.labels("sent").inc(sent)
         self.summary_sends.labels("failed").inc(failed)
 
-    def prepare_webhooks(self, platform: str) -> None:
-        """Create the zero-valued webhook series of a platform."""
+    def prepare_webhooks(self, route: str) -> None:
+        """Create the zero-valued webhook series of a route."""
         for outcome in WEBHOOK_OUTCOMES:
-            self.webhooks.labels(platform, outcome)
+            self.webhooks.labels(route, outcome)
 
     def record_poll(self, record: PollRecord) -> None:
         """Count one finished poll."""
         # labels() validates and hashes on every call; polls are hot, so children are kept.
         series = self.prepare_account(record.platform, record.account)
         series.polls[record.outcome].inc()
+        key = (record.platform, record.account)
+        if key in self._freshness:
+            # Any poll that ended shows the poller alive; its outcome has a state of its own.
+            self._freshness[key] = (self._freshness[key][0], record.started_at.timestamp())
         self.set_state(record.platform, record.account, record.state)
         series.duration.observe(record.duration_s)
-        series.last_duration.set(record.duration_s)
+        if series.last_duration is not None:
+            series.last_duration.set(record.duration_s)
         labels = (record.platform, record.account)
         if record.outcome is PollOutcome.SUCCESS:
-            # Created on first success: a missing series means "never", not 1970.
-            self.last_success.labels(*labels).set(record.started_at.timestamp() + record.duration_s)
+            if self.account_details:
+                # Created on first success: a missing series means "never", not 1970.
+                at = record.started_at.timestamp() + record.duration_s
+                self.last_success.labels(*labels).set(at)
             series.stored_by_poll.inc(record.stored)
         if record.missed:
-            series.missed.inc(record.missed)
+            # Created at the first missed item: most accounts never have one.
+            self.missed.labels(*labels).inc(record.missed)
         if record.quota_used is not None:
             # Only when the platform reported usage: absent means unknown, not zero.
             self.quota_used.labels(*labels).set(record.quota_used)
@@ -177,7 +243,11 @@ class Metrics:
 
     def _gauge(self, spec: MetricSpec) -> Gauge:
         _expect(spec, "gauge")
-        return Gauge(spec.name, spec.help, spec.labels, registry=self._registry_of(spec))
+        if spec.detail is None:
+            return Gauge(spec.name, spec.help, spec.labels, registry=self._registry_of(spec))
+        # Not registered until apply() finds its switch on.
+        family = self._switched[spec] = Gauge(spec.name, spec.help, spec.labels, registry=None)
+        return family
 
     def _histogram(self, spec: MetricSpec) -> Histogram:
         _expect(spec, "histogram")
@@ -223,6 +293,5 @@ class _AccountSeries:
 
     polls: dict[PollOutcome, Counter]
     duration: Histogram
-    last_duration: Gauge
+    last_duration: Gauge | None
     stored_by_poll: Counter
-    missed: Counter

@@ -25,6 +25,9 @@ __all__ = [
     "ALERT_DELIVERIES",
     "ALERT_DELIVERY_RESULTS",
     "ALERT_OUTBOX_PENDING",
+    "CHANNEL_FIGURES",
+    "CHANNEL_OLDEST_OPEN_WAIT",
+    "CHANNEL_OPEN_WAITS",
     "CONNECTION_CLOSES",
     "EVENTS_REJECTED",
     "EVENTS_STORED",
@@ -45,6 +48,7 @@ __all__ = [
     "POLL_DURATION",
     "POLL_INTERVAL",
     "PREFIX",
+    "PROFILE_MIN_WAITS",
     "QUOTA_USED",
     "RESPONSE_RATE",
     "RESPONSE_TIME",
@@ -53,22 +57,25 @@ __all__ = [
     "ROUND_LAST_SUCCESS",
     "SLI_OUTCOMES",
     "SPECS",
+    "STALE_AFTER_INTERVALS",
+    "STALE_STATE",
     "SUMMARY_SENDS",
     "SUMMARY_SEND_RESULTS",
     "TARGETS",
     "TARGET_ESCALATE_AFTER",
     "TARGET_MET",
-    "TARGET_MIN_WAITS",
     "TARGET_RATE",
     "TARGET_REPLY_DEADLINE",
     "TARGET_RESPONSE",
     "TARGET_WARN_AFTER",
+    "TIER_FIGURES",
     "WEBHOOK_DELIVERIES",
     "WEBHOOK_OUTCOMES",
     "WINDOW_ANSWERED",
     "WINDOW_FIGURES",
     "WINDOW_WAITS",
     "WITHIN_TARGET",
+    "Detail",
     "Exporter",
     "MetricSpec",
     "spec_of_series",
@@ -92,6 +99,20 @@ class Exporter(StrEnum):
     """The window-figures snapshot, rendered straight to exposition text (``FiguresSnapshot``)."""
 
 
+class Detail(StrEnum):
+    """A config switch of ``[metrics]`` that adds a family beyond the default budget."""
+
+    CHANNEL = "channel"
+    """``breakdowns = ["channel"]``: the window figures and open waits per channel."""
+    TIER = "tier"
+    """``breakdowns = ["tier"]``: the window figures per tier (reviews by rating)."""
+    HISTOGRAM = "response_time_histogram"
+    """``response_time_histogram = true``: response times with a bucket at each target."""
+    ACCOUNT = "account_details"
+    """``account_details = true``: each account's last successful poll, last poll duration, poll
+    interval, and its warn_after, reply-deadline and escalation targets."""
+
+
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
     """One metric family: what Prometheus sees of it, and who exports it."""
@@ -110,6 +131,8 @@ class MetricSpec:
     target (``monitor.store.sli.histogram_buckets``)."""
     from_database: bool = False
     """``replywatch serve`` exports it for the whole cluster, read from the shared tables."""
+    detail: Detail | None = None
+    """The ``[metrics]`` switch that turns the family on; None: always exported."""
 
     def __post_init__(self) -> None:
         if self.buckets is not None and self.type != "histogram":
@@ -154,6 +177,10 @@ class MetricSpec:
         return f"{self.name}_{suffix}"
 
 
+STALE_STATE = "stale"
+"""The state label of an account nobody has polled for three intervals (never a poll's own)."""
+STALE_AFTER_INTERVALS = 3
+
 # Bounded label values the process registry creates at zero, so rates exist from the start.
 # Webhook platform "http" counts requests refused before routing (malformed HTTP).
 WEBHOOK_OUTCOMES = (
@@ -174,10 +201,13 @@ ALERT_DELIVERY_RESULTS = ("delivered", "failed", "refused")
 SUMMARY_SEND_RESULTS = ("sent", "failed")
 
 _ACCOUNT = ("platform", "account")
-# The window figures' labels, in the order the exposition writes them.
-_FIGURE_LABELS = ("platform", "account", "channel", "profile", "tier")
-_SLI_LABELS = ("platform", "account", "channel", "tier", "profile")
-_OPEN_LABELS = ("platform", "account", "channel")
+# Each account's targets carry the profile they come from: a rule joining on them copies it
+# into its alert (group_left (profile)), and reaches the profile's own settings through it
+# (replywatch_profile_min_waits).
+_TARGET_LABELS = ("platform", "account", "profile")
+# A channel may have a profile of its own (channel_profiles), and so its own window.
+_CHANNEL_LABELS = ("platform", "account", "channel", "profile")
+_TIER_LABELS = ("platform", "account", "tier")
 
 
 def _polling(
@@ -189,27 +219,62 @@ def _polling(
     unit: str | None = None,
     buckets: tuple[float, ...] | None = None,
     from_database: bool = False,
+    detail: Detail | None = None,
 ) -> MetricSpec:
     return MetricSpec(
-        f"{PREFIX}_{name}", help_text, kind, labels, Exporter.POLLING, unit, buckets, from_database
+        f"{PREFIX}_{name}",
+        help_text,
+        kind,
+        labels,
+        Exporter.POLLING,
+        unit,
+        buckets,
+        from_database,
+        detail,
     )
 
 
 def _process(
-    name: str, help_text: str, kind: Kind, labels: tuple[str, ...], unit: str | None = None
+    name: str,
+    help_text: str,
+    kind: Kind,
+    labels: tuple[str, ...],
+    unit: str | None = None,
+    detail: Detail | None = None,
 ) -> MetricSpec:
-    return MetricSpec(f"{PREFIX}_{name}", help_text, kind, labels, Exporter.PROCESS, unit)
+    return MetricSpec(
+        f"{PREFIX}_{name}", help_text, kind, labels, Exporter.PROCESS, unit, detail=detail
+    )
 
 
 def _figure(
-    name: str, help_text: str, labels: tuple[str, ...] = _FIGURE_LABELS, unit: str | None = None
+    name: str, help_text: str, labels: tuple[str, ...] = _ACCOUNT, unit: str | None = None
 ) -> MetricSpec:
     return MetricSpec(f"{PREFIX}_{name}", help_text, "gauge", labels, Exporter.FIGURES, unit)
 
 
+def _breakdown(
+    spec: MetricSpec, detail: Detail, labels: tuple[str, ...] | None = None
+) -> MetricSpec:
+    """The same figure per channel or per tier: a family of its own, with no "all" inside."""
+    if labels is None:
+        labels = _CHANNEL_LABELS if detail is Detail.CHANNEL else _TIER_LABELS
+    name = spec.name.replace(f"{PREFIX}_", f"{PREFIX}_{detail.value}_", 1)
+    help_text = f"{spec.help.rstrip('.')}, per {detail.value} ([metrics] breakdowns)."
+    return MetricSpec(
+        name, help_text, spec.type, labels, Exporter.FIGURES, spec.unit, detail=detail
+    )
+
+
 # Connector health: counted where polls run.
+# Per platform: one series per account and outcome was 7 of an account's budget; an account
+# that keeps failing is replywatch_account_state's to show.
 POLLS = _polling(
-    "polls", "Polls by outcome.", "counter", (*_ACCOUNT, "outcome"), from_database=True
+    "polls",
+    "Polls by platform and outcome.",
+    "counter",
+    ("platform", "outcome"),
+    from_database=True,
 )
 # The distribution per platform (a histogram per account would be 14 series each at
 # 10,000 accounts); the last duration per account is enough to find a slow one.
@@ -223,36 +288,41 @@ POLL_DURATION = _polling(
 )
 LAST_POLL_DURATION = _polling(
     "last_poll_duration_seconds",
-    "How long the account's last poll took, fetch and store.",
+    "How long the account's last poll took, fetch and store ([metrics] account_details).",
     "gauge",
     _ACCOUNT,
     unit="seconds",
     from_database=True,
+    detail=Detail.ACCOUNT,
 )
 LAST_SUCCESSFUL_POLL = _polling(
     "last_successful_poll_timestamp_seconds",
-    "Unix time of the last successful poll.",
+    "Unix time of the last successful poll ([metrics] account_details; by default an "
+    "account nobody polls has replywatch_account_state with state stale).",
     "gauge",
     _ACCOUNT,
     unit="seconds",
     from_database=True,
+    detail=Detail.ACCOUNT,
 )
 EVENTS_STORED = _process(
     "events_stored",
-    "Events that were new or moved earlier, by source.",
+    "Events that were new or moved earlier, by platform and source.",
     "counter",
-    (*_ACCOUNT, "source"),
+    ("platform", "source"),
 )
 MISSED_ITEMS = _polling(
     "connector_missed_items",
-    "Items the platform would not show in full (they may be missing from figures).",
+    "Items the platform would not show in full (they may be missing from figures); "
+    "created at the first one.",
     "counter",
     _ACCOUNT,
     from_database=True,
 )
 QUOTA_USED = _polling(
     "platform_quota_used_ratio",
-    "The platform's own usage figure for this account's credentials (0-1).",
+    "The platform's own usage figure for this account's credentials (0-1); only on "
+    "platforms that report one.",
     "gauge",
     _ACCOUNT,
     unit="ratio",
@@ -268,67 +338,73 @@ LAST_UPDATE = _polling(
 )
 POLL_INTERVAL = _polling(
     "poll_interval_seconds",
-    "How often the account is polled when all is well.",
+    "How often the account is polled when all is well ([metrics] account_details).",
     "gauge",
     _ACCOUNT,
     unit="seconds",
     from_database=True,
+    detail=Detail.ACCOUNT,
 )
 ACCOUNT_STATE = _polling(
     "account_state",
-    "1 for the polling state the account is in (ok, failing, rate_limited, "
-    "auth_failed, starting), 0 for the others.",
+    "Always 1, one series per account: the state label is the polling state the account is "
+    "in (ok, failing, rate_limited, auth_failed, starting; stale when no poll has succeeded "
+    "for three poll intervals and none failed either: the poller is stuck or gone).",
     "gauge",
     (*_ACCOUNT, "state"),
     from_database=True,
 )
 
-# Each account's targets, from the config, so alert rules compare against it.
-TARGET_WARN_AFTER = _process(
-    "target_warn_after_seconds",
-    "Open-wait age at which a warning is raised.",
-    "gauge",
-    _ACCOUNT,
-    "seconds",
-)
+# Each account's targets, from the config, so alert rules and dashboards compare against it.
 TARGET_RESPONSE = _process(
     "target_response_seconds",
     "The response-time target (breach, badge mean).",
     "gauge",
-    _ACCOUNT,
-    "seconds",
-)
-TARGET_REPLY_DEADLINE = _process(
-    "target_reply_deadline_seconds",
-    "The deadline for a wait to count as answered.",
-    "gauge",
-    _ACCOUNT,
+    _TARGET_LABELS,
     "seconds",
 )
 TARGET_RATE = _process(
-    "target_rate_ratio", "The response-rate target (0-1).", "gauge", _ACCOUNT, "ratio"
+    "target_rate_ratio", "The response-rate target (0-1).", "gauge", _TARGET_LABELS, "ratio"
+)
+# A profile's setting, never an account's: one series per profile.
+PROFILE_MIN_WAITS = _process(
+    "profile_min_waits",
+    "Decided waits a profile needs before rate figures and burn-rate alerts count.",
+    "gauge",
+    ("profile",),
+)
+TARGET_WARN_AFTER = _process(
+    "target_warn_after_seconds",
+    "Open-wait age at which a warning is raised ([metrics] account_details).",
+    "gauge",
+    _TARGET_LABELS,
+    "seconds",
+    Detail.ACCOUNT,
+)
+TARGET_REPLY_DEADLINE = _process(
+    "target_reply_deadline_seconds",
+    "The deadline for a wait to count as answered ([metrics] account_details).",
+    "gauge",
+    _TARGET_LABELS,
+    "seconds",
+    Detail.ACCOUNT,
 )
 TARGET_ESCALATE_AFTER = _process(
     "target_escalate_after_seconds",
-    "Open-wait age at which an alert is escalated.",
+    "Open-wait age at which an alert is escalated ([metrics] account_details).",
     "gauge",
-    _ACCOUNT,
+    _TARGET_LABELS,
     "seconds",
-)
-TARGET_MIN_WAITS = _process(
-    "target_min_waits",
-    "Decided waits needed before rate figures and alerts count.",
-    "gauge",
-    _ACCOUNT,
+    Detail.ACCOUNT,
 )
 TARGETS = (
-    TARGET_WARN_AFTER,
     TARGET_RESPONSE,
-    TARGET_REPLY_DEADLINE,
     TARGET_RATE,
+    TARGET_WARN_AFTER,
+    TARGET_REPLY_DEADLINE,
     TARGET_ESCALATE_AFTER,
-    TARGET_MIN_WAITS,
 )
+"""The per-account target families, keyed in ``Metrics.targets`` by their name's tail."""
 
 # Deliveries: alert notifications and weekly summaries, counted where they are sent.
 ALERT_DELIVERIES = _polling(
@@ -386,8 +462,13 @@ EVENTS_REJECTED = _process(
     "counter",
     ("platform",),
 )
+# By webhook route (/webhooks/<route>: "meta" carries Facebook and Instagram items alike;
+# "http" counts requests refused before routing), not by platform.
 WEBHOOK_DELIVERIES = _process(
-    "webhook_deliveries", "Webhook deliveries by outcome.", "counter", ("platform", "outcome")
+    "webhook_deliveries",
+    "Webhook deliveries by route and outcome.",
+    "counter",
+    ("route", "outcome"),
 )
 HTTP_CONNECTIONS_CLOSED = _process(
     "http_connections_closed",
@@ -397,7 +478,7 @@ HTTP_CONNECTIONS_CLOSED = _process(
     ("reason",),
 )
 
-# Window figures (metrics.md section 4), per account (channel="all"), channel and tier.
+# Window figures (metrics.md section 4), one series per account: the account's totals.
 WINDOW_WAITS = _figure("window_waits", "Waits opened in the profile's window.")
 WINDOW_ANSWERED = _figure("window_answered", "Of those, answered.")
 RESPONSE_RATE = _figure(
@@ -434,6 +515,10 @@ WINDOW_FIGURES = (
     P90_RESPONSE,
     TARGET_MET,
 )
+# The breakdowns, in families of their own: sum by (account) over one of them is the account's
+# count, and the account's own series is never counted twice.
+CHANNEL_FIGURES = tuple(_breakdown(spec, Detail.CHANNEL) for spec in WINDOW_FIGURES)
+TIER_FIGURES = tuple(_breakdown(spec, Detail.TIER) for spec in WINDOW_FIGURES)
 FIGURES_SNAPSHOT = _figure(
     "figures_snapshot_timestamp_seconds",
     "When the window figures were last computed.",
@@ -445,29 +530,31 @@ SLI_OUTCOMES = MetricSpec(
     "Waits decided against the response-time target: met when answered in time, missed "
     "when the deadline passed unanswered (metrics.md section 6).",
     "counter",
-    (*_SLI_LABELS, "outcome"),
+    (*_ACCOUNT, "outcome"),
     Exporter.FIGURES,
 )
 RESPONSE_TIME = MetricSpec(
     f"{PREFIX}_response_time_seconds",
     "Response time of answered waits (business seconds when the account has hours), with a "
-    "bucket at every target.",
+    "bucket at each of the profile's targets ([metrics] response_time_histogram).",
     "histogram",
-    _SLI_LABELS,
+    (*_ACCOUNT, "profile"),
     Exporter.FIGURES,
     unit="seconds",
+    detail=Detail.HISTOGRAM,
 )
-# Rendered at scrape time from the opening times of the waits still open.
-OPEN_WAITS = _figure(
-    "open_waits", "Customers waiting for an answer right now.", labels=_OPEN_LABELS
-)
+# Rendered at scrape time from the opening times of the waits still open; every account has
+# them, 0 while nobody waits, so a panel or rule never loses an account that caught up.
+OPEN_WAITS = _figure("open_waits", "Customers waiting for an answer right now.")
 OLDEST_OPEN_WAIT = _figure(
     "oldest_open_wait_seconds",
-    "How long the longest-waiting customer has waited, in calendar time (for dashboards: "
-    "alert rules compare business-time deadlines, replywatch_open_wait_breach_timestamp_seconds).",
-    labels=_OPEN_LABELS,
+    "How long the longest-waiting customer has waited, in calendar time, 0 when nobody "
+    "waits (for dashboards: alert rules compare business-time deadlines, "
+    "replywatch_open_wait_breach_timestamp_seconds).",
     unit="seconds",
 )
+CHANNEL_OPEN_WAITS = _breakdown(OPEN_WAITS, Detail.CHANNEL, (*_ACCOUNT, "channel"))
+CHANNEL_OLDEST_OPEN_WAIT = _breakdown(OLDEST_OPEN_WAIT, Detail.CHANNEL, (*_ACCOUNT, "channel"))
 # The per-conversation alerts' own deadlines (monitor.notify.conversation_alerts), earliest
 # over the account's open waits, computed with the account's business hours; +Inf when no
 # customer waits. Rules compare time() with them, never a calendar age with a business target.
@@ -475,14 +562,12 @@ OPEN_WAIT_WARNING_AT = _figure(
     "open_wait_warning_timestamp_seconds",
     "Unix time the first of the account's open waits reaches warn_after (business time when "
     "the account has hours); +Inf when no customer waits.",
-    labels=_ACCOUNT,
     unit="seconds",
 )
 OPEN_WAIT_BREACH_AT = _figure(
     "open_wait_breach_timestamp_seconds",
     "Unix time the first of the account's open waits breaches its response target (business "
     "time when the account has hours); +Inf when no customer waits.",
-    labels=_ACCOUNT,
     unit="seconds",
 )
 
@@ -498,6 +583,7 @@ SPECS: tuple[MetricSpec, ...] = (
     POLL_INTERVAL,
     ACCOUNT_STATE,
     *TARGETS,
+    PROFILE_MIN_WAITS,
     ALERT_DELIVERIES,
     ALERT_OUTBOX_PENDING,
     SUMMARY_SENDS,
@@ -508,11 +594,15 @@ SPECS: tuple[MetricSpec, ...] = (
     WEBHOOK_DELIVERIES,
     HTTP_CONNECTIONS_CLOSED,
     *WINDOW_FIGURES,
+    *CHANNEL_FIGURES,
+    *TIER_FIGURES,
     FIGURES_SNAPSHOT,
     SLI_OUTCOMES,
     RESPONSE_TIME,
     OPEN_WAITS,
     OLDEST_OPEN_WAIT,
+    CHANNEL_OPEN_WAITS,
+    CHANNEL_OLDEST_OPEN_WAIT,
     OPEN_WAIT_WARNING_AT,
     OPEN_WAIT_BREACH_AT,
 )

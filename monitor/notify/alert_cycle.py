@@ -51,7 +51,14 @@ class AlertCycle:
     def __post_init__(self) -> None:
         config = self.accounts.config
         self.settings = config.alerts
-        self.totals = SliTotals(histogram_buckets(config.profiles.values()))
+        # Every profile that judges a wait: an account's own targets make a profile of its
+        # own, whose bounds the histogram must hold too.
+        in_use = [
+            *config.profiles.values(),
+            *(account.profile for account in config.accounts.values()),
+            *(p for account in config.accounts.values() for p in account.channel_profiles.values()),
+        ]
+        self.totals = SliTotals(histogram_buckets(in_use))
         self.outbox = Outbox(self.engine, self.receivers, self.clock, self.settings.retry_max)
         self._last_resend: datetime | None = None
 

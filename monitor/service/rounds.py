@@ -73,6 +73,7 @@ class RefreshRound:
             for read in self.readers:
                 await asyncio.to_thread(read)
             await asyncio.to_thread(self.figures.refresh)
+            self.metrics.mark_stale(now.timestamp())
         except Exception as err:  # a round isolates its failure: /metrics keeps the last figures
             message = "could not refresh the window figures; /metrics keeps the last ones"
             self.health.failed(("figures",), now, err, message)

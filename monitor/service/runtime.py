@@ -83,6 +83,7 @@ class Runtime:
         if self.serve_only:
             # Replicas share nothing in-process: each registry describes only this process.
             self.metrics = Metrics(process_registry=CollectorRegistry())
+        self.metrics.apply(config.metrics)
         self.ingestor = Ingestor(
             self.context.engine,
             self.context.accounts,
@@ -110,7 +111,9 @@ class Runtime:
         self._lock: InstanceLock | None = None
         if self.serve_only:
             intervals = {a.name: a.poll_interval.total_seconds() for a in config.accounts.values()}
-            self.poll_health = ClusterHealth(self.context.engine, intervals)
+            self.poll_health = ClusterHealth(
+                self.context.engine, intervals, config.metrics.account_details, self.clock
+            )
             self.metrics.registry.register(self.poll_health)
         else:
             self._lock = InstanceLock(self.context.engine)
@@ -330,8 +333,8 @@ class Runtime:
             result = await asyncio.to_thread(
                 self.ingestor.ingest, list(events), seen_at=self.clock()
             )
-        for (platform, account), count in result.stored_by_account.items():
-            self.metrics.events_stored.labels(platform, account, "webhook").inc(count)
+        for (platform, _account), count in result.stored_by_account.items():
+            self.metrics.events_stored.labels(platform, "webhook").inc(count)
         return result.stored
 
     def health(self) -> tuple[bool, dict[str, Any]]:

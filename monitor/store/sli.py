@@ -34,6 +34,7 @@ __all__ = [
     "SliTotals",
     "decide_outcomes",
     "histogram_buckets",
+    "profile_buckets",
 ]
 
 MET, MISSED = "met", "missed"
@@ -48,14 +49,25 @@ OutcomeKey = tuple[int, str, str]
 """(account id, channel, tier): the grain the counters are kept at."""
 
 
-def histogram_buckets(profiles: Iterable[Profile]) -> tuple[float, ...]:
-    """The default buckets plus one exactly at every response target and reply deadline."""
-    bounds = set(DEFAULT_BUCKETS)
-    for profile in profiles:
-        for targets in (profile.targets, *profile.tiers.values()):
-            bounds.add(targets.response_target.total_seconds())
-            bounds.add(targets.reply_deadline.total_seconds())
+def profile_buckets(profile: Profile) -> tuple[float, ...]:
+    """One profile's bounds: one at each of its targets, and the defaults up to its deadline."""
+    bounds: set[float] = set()
+    for targets in (profile.targets, *profile.tiers.values()):
+        bounds |= {
+            targets.warn_after.total_seconds(),
+            targets.response_target.total_seconds(),
+            targets.escalate_after.total_seconds(),
+            targets.reply_deadline.total_seconds(),
+        }
+    # The profile's own scale: a 15-minute profile needs no 2-day bucket, and bounds
+    # beyond the last deadline would only say "late" again.
+    bounds |= {bound for bound in DEFAULT_BUCKETS if bound <= max(bounds)}
     return tuple(sorted(bounds))
+
+
+def histogram_buckets(profiles: Iterable[Profile]) -> tuple[float, ...]:
+    """Every profile's bounds: the counters are kept at these, each profile exports its own."""
+    return tuple(sorted({bound for profile in profiles for bound in profile_buckets(profile)}))
 
 
 @dataclass(frozen=True, slots=True)

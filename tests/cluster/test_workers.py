@@ -66,6 +66,7 @@ _NOT_FIGURES = (
     "replywatch_platform_quota",
     "replywatch_poll_interval",
     "replywatch_target",
+    "replywatch_profile_min_waits",
     "replywatch_alert",
     "replywatch_weekly_report",
 )

@@ -4,6 +4,7 @@
 //         [{"name", "type", "values", "labels"}]}]}]}
 // stdout: {"<key>": {"frames": [{"refId", "fields": [{"name", "type", "values"}]}],
 //          "config": [{"refId", "fields": [{"name", "displayName", "values"}]}]}}
+// Number values "+Inf" and "-Inf" stand for the infinities JSON cannot carry, both ways.
 // Run with NODE_PATH pointing at the node_modules folder holding @grafana/data.
 //
 // "Config from query results" (configFromData) is not in @grafana/data but in Grafana's app
@@ -89,11 +90,32 @@ function takeConfig(transformation, frames) {
   return { config: { refId, fields }, frames: rest };
 }
 
+const INFINITIES = { "+Inf": Infinity, "-Inf": -Infinity };
+
+// A number field's values with the infinities restored (Grafana decodes its JSON so too).
+function withInfinities(frame) {
+  return {
+    ...frame,
+    fields: frame.fields.map((field) =>
+      field.type !== "number"
+        ? field
+        : { ...field, values: field.values.map((v) => (v in INFINITIES ? INFINITIES[v] : v)) },
+    ),
+  };
+}
+
+// A value for JSON: an infinity by name.
+function encoded(value) {
+  if (value === Infinity) return "+Inf";
+  if (value === -Infinity) return "-Inf";
+  return value;
+}
+
 async function main(input) {
   standardTransformersRegistry.setInit(registryItems);
   const output = {};
   for (const panel of input.panels) {
-    let frames = panel.frames.map((frame) => toDataFrame(frame));
+    let frames = panel.frames.map((frame) => toDataFrame(withInfinities(frame)));
     const config = [];
     const transformations = [];
     for (const transformation of panel.transformations) {
@@ -115,7 +137,7 @@ async function main(input) {
         fields: frame.fields.map((field) => ({
           name: field.name,
           type: field.type,
-          values: Array.from(field.values),
+          values: Array.from(field.values, encoded),
         })),
       })),
     };

@@ -12,9 +12,14 @@ import pytest
 
 from dashboards import account, connectors, oncall, overview
 from dashboards.build import GENERATED, build_all, drifted, number_panels
+from monitor.export.specs import Detail, spec_of_series
 from tests.conftest import RunCli
 
 UIDS = {"replywatch-overview", "replywatch-account", "replywatch-oncall", "replywatch-connectors"}
+# The dashboards a default config must fill completely: no [metrics] switch behind any panel.
+DEFAULT_ONLY = {"replywatch-overview", "replywatch-oncall", "replywatch-connectors"}
+# A replywatch series in a query; a recording rule's (platform_account:replywatch_...) is not.
+SERIES = re.compile(r"(?<![:a-z_])replywatch_[a-z0-9_]+")
 
 
 def panels(model: dict[str, Any]) -> list[dict[str, Any]]:
@@ -84,8 +89,47 @@ def test_every_variable_is_used_and_no_or_hides_a_series() -> None:
             for target in panel["targets"]:
                 expr = TARGET_FALLBACK.sub("TARGET", target["expr"])
                 if " or " in expr:
-                    # Only `sum(x) or vector(0)`: both sides without labels, never side by side.
+                    # Only `count(x) or vector(0)`: both sides without labels, never side by side.
                     assert re.fullmatch(r"(sum|count)\((?!.* by ).*\) or vector\(0\)", expr), expr
+                else:
+                    assert "vector(0)" not in expr, expr
+                # The account's figures are families of their own, the breakdowns others.
+                assert '="all"' not in expr and '!="all"' not in expr, expr
+
+
+def switch_text(detail: Detail) -> str:
+    """The config line that turns a detail on, as the README writes it."""
+    if detail in (Detail.CHANNEL, Detail.TIER):
+        return f'breakdowns = ["{detail.value}"]'
+    return f"{detail.value} = true"
+
+
+def test_every_series_is_exported_and_switches_are_named() -> None:
+    """Each replywatch series a query or variable reads is in the exporter's table; the
+    overview, on-call and connector dashboards read only families exported by default, and a
+    panel reading one behind a [metrics] switch names that switch in its description."""
+    seen: set[Detail] = set()
+    for uid, model in build_all().items():
+        for variable in model["templating"]["list"]:
+            for name in SERIES.findall(str(variable.get("query", ""))):
+                assert spec_of_series(name) is not None, (uid, variable["name"], name)
+        for panel in panels(model):
+            details = set()
+            for target in panel["targets"]:
+                names = SERIES.findall(target["expr"])
+                for name in names:
+                    spec = spec_of_series(name)
+                    assert spec is not None, f"{uid} / {panel['title']}: {name} is not exported"
+                    if spec.detail is not None:
+                        details.add(spec.detail)
+            if uid in DEFAULT_ONLY:
+                assert not details, f"{uid} / {panel['title']} needs {details}"
+            for detail in details:
+                assert switch_text(detail) in panel["description"], (uid, panel["title"], detail)
+                assert "[metrics]" in panel["description"], (uid, panel["title"])
+            seen |= details
+    # The account dashboard shows the channel breakdown, the histogram and the details.
+    assert seen == {Detail.CHANNEL, Detail.HISTOGRAM, Detail.ACCOUNT}
 
 
 def test_account_dashboard_has_its_variables() -> None:

@@ -71,7 +71,7 @@ class Hook:
             return sorted((m, u) for m, u in rows)
 
     def count(self, outcome: str) -> float:
-        labels = {"platform": "events", "outcome": outcome}
+        labels = {"route": "events", "outcome": outcome}
         return (
             self.metrics.registry.get_sample_value("replywatch_webhook_deliveries_total", labels)
             or 0.0

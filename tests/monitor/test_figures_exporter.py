@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from connectors.base import Event
 from monitor.config.loading import Config, load_config
+from monitor.config.schema import MetricsModel
 from monitor.export.figures_exporter import FiguresSnapshot
 from monitor.notify.conversation_alerts import level_deadline, update_conversation_alerts
 from monitor.store.accounts import AccountDirectory, account_names
@@ -43,11 +45,15 @@ class Clock:
         return self.now
 
 
+BREAKDOWNS = MetricsModel(breakdowns=("channel", "tier"))
+
+
 @pytest.fixture
 def exporter(sqlite_url: str) -> Iterator[tuple[FiguresSnapshot, CollectorRegistry, Clock]]:
-    """Six answered waits (5, 5, 5, 5, 10 and 30 minutes) and one customer waiting 20 min."""
+    """Six answered waits (5, 5, 5, 5, 10 and 30 minutes) and one customer waiting 20 min;
+    both breakdowns on."""
     engine = open_engine(sqlite_url)
-    directory = AccountDirectory(Config.empty())
+    directory = AccountDirectory(dataclasses.replace(Config.empty(), metrics=BREAKDOWNS))
     events = []
     for i, minutes in enumerate([5, 5, 5, 5, 10, 30]):
         events += [
@@ -76,7 +82,17 @@ def test_registering_and_scraping_before_refresh_query_nothing(
     snapshot.engine.dispose()
     text = generate_latest(registry).decode()
     assert "# TYPE replywatch_response_rate_ratio gauge" in text
-    assert value(registry, "replywatch_window_waits", channel="all", profile="strict") is None
+    assert value(registry, "replywatch_window_waits") is None
+
+
+def family_values(registry: CollectorRegistry, name: str) -> dict[tuple[str, ...], float]:
+    """Every sample of one family, by its label values."""
+    return {
+        tuple(sample.labels.values()): sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == name
+    }
 
 
 def test_figures_match_the_stats_and_ages_move_with_the_clock(
@@ -85,27 +101,56 @@ def test_figures_match_the_stats_and_ages_move_with_the_clock(
     """Rate, share, mean and p90 equal metrics.md section 4; the open wait ages at scrape."""
     snapshot, registry, clock = exporter
     snapshot.refresh()
-    labels = {"channel": "all", "profile": "strict", "tier": "all"}
-    assert value(registry, "replywatch_window_waits", **labels) == 7
-    # Split by tier too (no reviews here: every wait is standard).
-    assert value(registry, "replywatch_window_waits", **{**labels, "tier": "standard"}) == 7
-    assert value(registry, "replywatch_window_waits", **{**labels, "tier": "negative"}) is None
-    assert value(registry, "replywatch_window_answered", **labels) == 6
+    assert value(registry, "replywatch_window_waits") == 7
+    assert value(registry, "replywatch_window_answered") == 6
     # The open wait is 20 min old: past the 15-min target, inside the 24 h deadline.
-    assert value(registry, "replywatch_response_rate_ratio", **labels) == 1.0
-    assert value(registry, "replywatch_within_target_ratio", **labels) == 5 / 7
-    assert value(registry, "replywatch_mean_response_seconds", **labels) == 60 * 60 / 6
+    assert value(registry, "replywatch_response_rate_ratio") == 1.0
+    # Ratios go out to nine significant digits, seconds to the millisecond.
+    assert value(registry, "replywatch_within_target_ratio") == pytest.approx(5 / 7, rel=1e-8)
+    assert value(registry, "replywatch_mean_response_seconds") == 60 * 60 / 6
     # p90 of 300,300,300,300,600,1800: h = 4.5 -> 600 + 0.5 * 1200 = 1200
-    assert value(registry, "replywatch_p90_response_seconds", **labels) == 1200.0
-    assert value(registry, "replywatch_target_met", **labels) == 1.0
-    assert (
-        value(registry, "replywatch_window_waits", channel="comment", profile="strict", tier="all")
-        == 1
-    )
-    assert value(registry, "replywatch_open_waits", channel="all") == 1
-    assert value(registry, "replywatch_oldest_open_wait_seconds", channel="comment") == 1200
+    assert value(registry, "replywatch_p90_response_seconds") == 1200.0
+    assert value(registry, "replywatch_target_met") == 1.0
+    # The breakdowns are families of their own: summing one gives the account's count once.
+    by_channel = family_values(registry, "replywatch_channel_window_waits")
+    assert by_channel == {
+        ("facebook", "shop", "dm", "strict"): 6,
+        ("facebook", "shop", "comment", "strict"): 1,
+    }
+    assert sum(by_channel.values()) == value(registry, "replywatch_window_waits")
+    # No reviews here: every wait is standard.
+    assert family_values(registry, "replywatch_tier_window_waits") == {
+        ("facebook", "shop", "standard"): 7
+    }
+    assert value(registry, "replywatch_open_waits") == 1
+    assert value(registry, "replywatch_channel_open_waits", channel="comment") == 1
+    assert value(registry, "replywatch_channel_open_waits", channel="dm") is None
+    assert value(registry, "replywatch_channel_oldest_open_wait_seconds", channel="comment") == 1200
     clock.now += timedelta(minutes=5)
-    assert value(registry, "replywatch_oldest_open_wait_seconds", channel="all") == 1500
+    assert value(registry, "replywatch_oldest_open_wait_seconds") == 1500
+
+
+def test_by_default_only_the_account_totals_are_exported(sqlite_url: str) -> None:
+    """No breakdown family, no histogram, no "all" label value: one series per figure."""
+    engine = open_engine(sqlite_url)
+    directory = AccountDirectory(Config.empty())
+    Ingestor(engine, directory).ingest(
+        [dm("q", "customer", 30, "t"), dm("a", "business", 20, "t", channel="dm")]
+    )
+    snapshot = FiguresSnapshot(engine, directory, lambda: NOW)
+    snapshot.refresh()
+    text = snapshot.render_static().decode() + snapshot.render_live().decode()
+    engine.dispose()
+    assert "replywatch_channel_" not in text and "replywatch_tier_" not in text
+    assert "replywatch_response_time_seconds" not in text
+    assert '"all"' not in text
+    assert 'replywatch_window_waits{platform="facebook",account="shop"} 1\n' in text
+    # Nobody waits: the open-wait series read 0 and +Inf, they do not vanish.
+    assert 'replywatch_open_waits{platform="facebook",account="shop"} 0\n' in text
+    assert (
+        'replywatch_open_wait_breach_timestamp_seconds{platform="facebook",account="shop"} +Inf'
+        in text
+    )
 
 
 # Monday 2026-11-23: an account open Monday to Friday 09:00-17:00 UTC (issue 16).
@@ -196,8 +241,6 @@ def test_deadlines_are_the_conversation_alerts_own_in_business_time(
 
 
 def value_of(registry: CollectorRegistry, name: str, account: str) -> float:
-    found = registry.get_sample_value(
-        name, {"platform": "whatsapp", "account": account, "channel": "all"}
-    )
+    found = registry.get_sample_value(name, {"platform": "whatsapp", "account": account})
     assert found is not None
     return found

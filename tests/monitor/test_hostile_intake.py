@@ -95,9 +95,9 @@ class Intake:
     metrics: Metrics
     engine: Any
 
-    def count(self, platform: str, outcome: str) -> float:
+    def count(self, route: str, outcome: str) -> float:
         """Counted deliveries."""
-        labels = {"platform": platform, "outcome": outcome}
+        labels = {"route": route, "outcome": outcome}
         value = self.metrics.registry.get_sample_value(
             "replywatch_webhook_deliveries_total", labels
         )

@@ -43,7 +43,7 @@ class Server:
     def deliveries(self, platform: str, outcome: str) -> float:
         """Counted deliveries of one platform and outcome."""
         value = self.metrics.registry.get_sample_value(
-            "replywatch_webhook_deliveries_total", {"platform": platform, "outcome": outcome}
+            "replywatch_webhook_deliveries_total", {"route": platform, "outcome": outcome}
         )
         return value or 0.0
 

@@ -3,6 +3,7 @@ dashboards use; the table itself follows Prometheus naming."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -24,6 +25,7 @@ from sqlalchemy import Engine
 
 from connectors.base import Event
 from monitor.config.loading import Config
+from monitor.config.schema import MetricsModel
 from monitor.core.polls import AccountState, PollOutcome, PollRecord
 from monitor.core.profiles import BUILTIN_PROFILES
 from monitor.export import specs
@@ -77,9 +79,33 @@ def test_labels_are_bounded_and_consistent() -> None:
         assert len(set(spec.labels)) == len(spec.labels), spec.name
         for label in spec.labels:
             assert not re.search(r"(^|_)(id|message|thread|user|author|url)($|_)", label)
-    assert {spec.labels for spec in specs.WINDOW_FIGURES} == {specs.WINDOW_WAITS.labels}
-    assert specs.SLI_OUTCOMES.labels == (*specs.RESPONSE_TIME.labels, "outcome")
-    assert specs.OLDEST_OPEN_WAIT.labels == specs.OPEN_WAITS.labels
+    account = ("platform", "account")
+    assert {spec.labels for spec in specs.WINDOW_FIGURES} == {account}
+    assert specs.SLI_OUTCOMES.labels == (*account, "outcome")
+    assert specs.RESPONSE_TIME.labels == (*account, "profile")
+    assert specs.OLDEST_OPEN_WAIT.labels == specs.OPEN_WAITS.labels == account
+    assert {s.labels for s in specs.CHANNEL_FIGURES} == {(*account, "channel", "profile")}
+    assert {s.labels for s in specs.TIER_FIGURES} == {(*account, "tier")}
+
+
+def test_a_breakdown_is_a_family_of_its_own() -> None:
+    """No family holds an account's total beside its parts: channel and tier labels only
+    appear in the breakdown families, each behind its [metrics] switch."""
+    for spec in SPECS:
+        if "channel" in spec.labels:
+            assert spec.detail is specs.Detail.CHANNEL, spec.name
+            assert spec.name.startswith("replywatch_channel_"), spec.name
+        if "tier" in spec.labels:
+            assert spec.detail is specs.Detail.TIER, spec.name
+            assert spec.name.startswith("replywatch_tier_"), spec.name
+    for account, channel, tier in zip(
+        specs.WINDOW_FIGURES, specs.CHANNEL_FIGURES, specs.TIER_FIGURES, strict=True
+    ):
+        assert channel.name == account.name.replace("replywatch_", "replywatch_channel_")
+        assert tier.name == account.name.replace("replywatch_", "replywatch_tier_")
+        assert (
+            (channel.type, channel.unit) == (tier.type, tier.unit) == (account.type, account.unit)
+        )
 
 
 def test_a_spec_names_its_series() -> None:
@@ -162,7 +188,7 @@ def fill(metrics: Metrics) -> None:
     metrics.last_update.labels("telegram", "bot").set(NOW.timestamp())
     for platform in ("meta", "telegram", "events"):
         metrics.prepare_webhooks(platform)
-    metrics.events_stored.labels("facebook", "shop", "webhook").inc(2)
+    metrics.events_stored.labels("facebook", "webhook").inc(2)
     metrics.record_alert_deliveries(DeliveryReport(4, 1, 2, 0, 1))
     metrics.record_summary_sends(1, 2)
     for name in ("figures", "sweep"):
@@ -196,19 +222,31 @@ class Scrape:
     expected: set[str]
 
 
+EVERY_SWITCH = MetricsModel(
+    breakdowns=("channel", "tier"), response_time_histogram=True, account_details=True
+)
+
+
 @pytest.fixture(params=["run", "serve"])
 async def scrape(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[Scrape]:
-    """Fetch /metrics in both formats from a replywatch run or serve registry over a store."""
-    engine = open_engine(sqlite_url)
-    directory = AccountDirectory(Config.empty())
+    """/metrics in both formats from a run or serve registry, every [metrics] switch on."""
+    async for scraped in scraped_metrics(request.param, sqlite_url, EVERY_SWITCH):
+        yield scraped
+
+
+async def scraped_metrics(mode: str, url: str, settings: MetricsModel) -> AsyncIterator[Scrape]:
+    """Serve a run or serve registry over a small store with ``settings``, and scrape it."""
+    engine = open_engine(url)
+    directory = AccountDirectory(dataclasses.replace(Config.empty(), metrics=settings))
     figures = FiguresSnapshot(engine, directory, lambda: NOW, sli=store(engine, directory))
     figures.refresh()
-    expected = {s.name for s in SPECS if s.exporter in (Exporter.PROCESS, Exporter.FIGURES)}
-    if request.param == "run":
-        metrics = Metrics()
-        expected |= {s.name for s in SPECS if s.exporter is Exporter.POLLING}
+    on = {s for s in SPECS if s.detail is None or enabled(s.detail, settings)}
+    expected = {s.name for s in on if s.exporter in (Exporter.PROCESS, Exporter.FIGURES)}
+    if mode == "run":
+        metrics = Metrics(settings=settings)
+        expected |= {s.name for s in on if s.exporter is Exporter.POLLING}
     else:
-        metrics = Metrics(process_registry=CollectorRegistry())
+        metrics = Metrics(process_registry=CollectorRegistry(), settings=settings)
         record_cluster_polls(
             engine,
             NOW,
@@ -220,10 +258,10 @@ async def scrape(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterat
             missed=1,
             successes=2,
         )
-        health = ClusterHealth(engine, {"shop": 60.0})
+        health = ClusterHealth(engine, {"shop": 60.0}, settings.account_details, lambda: NOW)
         health.refresh()
         metrics.registry.register(health)
-        expected |= {s.name for s in SPECS if s.from_database}
+        expected |= {s.name for s in on if s.from_database}
     fill(metrics)
     exposition = ExpositionCache(metrics.registry, figures.render_live, figures.render_static)
     server = TestServer(build_app(exposition.handle, lambda: (True, {})), host="127.0.0.1")
@@ -265,9 +303,54 @@ def test_every_scraped_family_is_in_the_table(scrape: Scrape) -> None:
     assert "_created" not in scrape.text and "_created" not in scrape.openmetrics
 
 
+def enabled(detail: specs.Detail, settings: MetricsModel) -> bool:
+    """Whether ``settings`` turn on the families behind ``detail``."""
+    if detail in (specs.Detail.CHANNEL, specs.Detail.TIER):
+        return detail.value in settings.breakdowns
+    if detail is specs.Detail.HISTOGRAM:
+        return settings.response_time_histogram
+    return settings.account_details
+
+
+def series_by_account(text: str) -> dict[str, int]:
+    """How many series each account has in a text scrape."""
+    counts: dict[str, int] = {}
+    for family in parse_text(text):
+        for sample in family.samples:
+            if "account" in sample.labels:
+                counts[sample.labels["account"]] = counts.get(sample.labels["account"], 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("mode", ["run", "serve"])
+async def test_the_default_scrape_keeps_the_budget(mode: str, sqlite_url: str) -> None:
+    """By default: at most 20 series per account, no switched-off family, the open waits of
+    an account nobody waits on at 0 (present, not absent)."""
+    async for scraped in scraped_metrics(mode, sqlite_url, MetricsModel()):
+        per_account = series_by_account(scraped.text)
+        assert set(per_account) >= {"shop", "studio"}, per_account
+        assert max(per_account.values()) <= 20, per_account
+        families = {family.name for family in parse_text(scraped.text)}
+        switched = {s.name for s in SPECS if s.detail is not None}
+        assert not families & switched, families & switched
+        assert families >= scraped.expected - {specs.RESPONSE_TIME.name}
+        # studio's customer wrote two days ago and still waits; shop's are all in the store.
+        open_waits = {
+            sample.labels["account"]: sample.value
+            for family in parse_text(scraped.text)
+            if family.name == specs.OPEN_WAITS.name
+            for sample in family.samples
+        }
+        assert open_waits == {"shop": 1.0, "studio": 1.0}
+        assert 'channel="all"' not in scraped.text and 'tier="all"' not in scraped.text
+
+
 def test_cluster_health_describes_the_database_families_without_a_query() -> None:
     """describe() needs no engine, and lists exactly the table's from_database families."""
-    described = list(ClusterHealth(None, {}).describe())  # type: ignore[arg-type]
+    described = list(ClusterHealth(None, {}, account_details=True).describe())  # type: ignore[arg-type]
     assert {f.name for f in described} == {s.name for s in SPECS if s.from_database}
     for family in described:
         check_family(family.name, family.type, family.documentation, set())
+    default = list(ClusterHealth(None, {}).describe())  # type: ignore[arg-type]
+    expected = {s.name for s in SPECS if s.from_database and s.detail is None}
+    assert {f.name for f in default} == expected

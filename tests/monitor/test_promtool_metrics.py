@@ -32,7 +32,13 @@ pytestmark = pytest.mark.skipif(
 
 # Monday 11:00 UTC: the office is open.
 NOW = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
+# Every [metrics] switch on: promtool judges every family replywatch can export.
 CONFIG = """
+[metrics]
+breakdowns = ["channel", "tier"]
+response_time_histogram = true
+account_details = true
+
 [[accounts]]
 name = "office"
 platform = "whatsapp"
@@ -77,6 +83,7 @@ def record_process_metrics(runtime: Runtime) -> None:
             metrics.record_poll(record)
         metrics.prepare_webhooks(platform)
         metrics.webhooks.labels(platform, "accepted").inc(3)
+        metrics.last_success.labels(platform, account).set(NOW.timestamp())
     metrics.last_update.labels("telegram", "shop").set(NOW.timestamp())
     metrics.events_rejected.labels("telegram").inc()
     metrics.connections_closed.labels("idle_timeout").inc()

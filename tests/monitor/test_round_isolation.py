@@ -246,10 +246,7 @@ async def test_the_monitor_keeps_its_counters_and_health_with_a_poisoned_store(
             await runtime.stop()
             context.close()
         assert 'replywatch_sli_outcomes_total{platform="facebook",account="shop-a"' in exposition
-        assert (
-            'account="shop-b",channel="dm",tier="standard",profile="strict",outcome="met"} 1.0'
-            in (exposition)
-        )
+        assert 'account="shop-b",outcome="met"} 1\n' in exposition
         assert 'replywatch_round_failures_total{round="outcomes"} 1.0' in exposition
         assert 'replywatch_round_failures_total{round="figures"} 0.0' in exposition
         # Skipping one item is not an unhealthy monitor: it is counted and ticketed instead.

@@ -125,13 +125,12 @@ async def test_run_backfills_serves_and_stops_cleanly(
     assert health["scheduler"] == "running"
     assert health["accounts"]["shop-fb"]["state"] == "ok"
     assert health["accounts"]["shop-fb"]["last_success"] is not None
-    assert (
-        'replywatch_polls_total{account="shop-fb",outcome="success",platform="facebook"}' in metrics
-    )
+    assert 'replywatch_polls_total{outcome="success",platform="facebook"}' in metrics
     assert TOKEN not in metrics
     assert "# TYPE replywatch_response_rate_ratio gauge" in metrics
     assert (
-        'replywatch_target_response_seconds{account="shop-fb",platform="facebook"} 900.0' in metrics
+        'replywatch_target_response_seconds{account="shop-fb",platform="facebook",profile="strict"}'
+        " 900.0" in metrics
     )
     assert (
         'replywatch_account_state{account="shop-fb",platform="facebook",state="ok"} 1.0' in metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,16 +12,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
+from prometheus_client.utils import floatToGoString
 from sqlalchemy import Engine, func, select
 
 from connectors.base import Event
-from monitor.config.loading import Config
+from monitor.config.loading import Config, load_config
+from monitor.config.schema import MetricsModel
 from monitor.core.profiles import BUILTIN_PROFILES
 from monitor.export.figures_exporter import FiguresSnapshot
+from monitor.notify.alert_cycle import AlertCycle
 from monitor.store.accounts import AccountDirectory
 from monitor.store.engine import open_engine
 from monitor.store.ingest import Ingestor
-from monitor.store.sli import OUTCOMES, SliTotals, decide_outcomes, histogram_buckets
+from monitor.store.sli import (
+    OUTCOMES,
+    SliTotals,
+    decide_outcomes,
+    histogram_buckets,
+    profile_buckets,
+)
 from monitor.store.stats import account_stats
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -196,7 +206,7 @@ def test_old_history_is_not_decided(store: tuple[Engine, AccountDirectory, Inges
 def test_counters_and_histogram_are_exported(
     store: tuple[Engine, AccountDirectory, Ingestor],
 ) -> None:
-    """The exporter shows met/missed and the histogram with labels for account and tier."""
+    """Met/missed per account; the histogram (when switched on) per account and profile."""
     engine, directory, ingestor = store
     ingestor.ingest(
         [
@@ -207,25 +217,32 @@ def test_counters_and_histogram_are_exported(
     )
     now = T0 + timedelta(minutes=20)
     totals = decide(engine, directory, now)
-    snapshot = FiguresSnapshot(engine, directory, lambda: now, totals)
+    switched = dataclasses.replace(
+        directory.config, metrics=MetricsModel(response_time_histogram=True)
+    )
+    snapshot = FiguresSnapshot(engine, AccountDirectory(switched), lambda: now, totals)
     snapshot.refresh()
     registry = CollectorRegistry()
     registry.register(snapshot)
-    labels = {
-        "platform": "facebook",
-        "account": "shop",
-        "channel": "dm",
-        "tier": "standard",
-        "profile": "strict",
-    }
+    account = {"platform": "facebook", "account": "shop"}
+    labels = {**account, "profile": "strict"}
     assert (
-        registry.get_sample_value("replywatch_sli_outcomes_total", {**labels, "outcome": "met"})
+        registry.get_sample_value("replywatch_sli_outcomes_total", {**account, "outcome": "met"})
         == 1
     )
     assert (
-        registry.get_sample_value("replywatch_sli_outcomes_total", {**labels, "outcome": "missed"})
+        registry.get_sample_value("replywatch_sli_outcomes_total", {**account, "outcome": "missed"})
         == 1
     )
+    # The strict profile's own bounds: one at each of its targets, none past its deadline.
+    bounds = [
+        sample.labels["le"]
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == "replywatch_response_time_seconds_bucket"
+    ]
+    assert bounds == [_go(b) for b in profile_buckets(BUILTIN_PROFILES["strict"])] + ["+Inf"]
+    assert "172800.0" not in bounds
     assert (
         registry.get_sample_value(
             "replywatch_response_time_seconds_bucket", {**labels, "le": "900.0"}
@@ -239,6 +256,11 @@ def test_counters_and_histogram_are_exported(
         == 0
     )
     assert registry.get_sample_value("replywatch_response_time_seconds_sum", labels) == 600
+
+
+def _go(bound: float) -> str:
+    text: str = floatToGoString(bound)  # type: ignore[no-untyped-call]
+    return text
 
 
 @settings(max_examples=25, deadline=None)
@@ -271,3 +293,41 @@ def test_outcomes_agree_with_the_within_target_share(
     assert counts.met + counts.missed == row.figures.waits
     assert row.figures.within_target_share == pytest.approx(counts.met / row.figures.waits)
     assert counts.answered == row.figures.answered
+
+
+def test_an_account_with_its_own_targets_gets_their_buckets(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Inline targets make a profile of its own: the alert round keeps its bounds, and the
+    histogram shows a bucket at the account's 45-minute target (issue 16, a 500 before)."""
+    path = tmp_path / "replywatch.toml"
+    path.write_text(
+        """[metrics]
+response_time_histogram = true
+
+[[accounts]]
+name = "shop"
+platform = "facebook"
+source = "push"
+targets = { response_target = "45m", warn_after = "3m" }
+""",
+        encoding="utf-8",
+    )
+    directory = AccountDirectory(load_config(path))
+    engine = open_engine(sqlite_url)
+    Ingestor(engine, directory).ingest(
+        [event("q1", "customer", 0, "a"), event("r1", "business", 30, "a")]
+    )
+    cycle = AlertCycle(engine, directory, [], lambda: T0 + timedelta(hours=1))
+    with engine.begin() as connection:
+        cycle.totals.add(
+            decide_outcomes(
+                connection, lambda _id: directory.policy("shop"), T0 + timedelta(hours=1)
+            )
+        )
+    snapshot = FiguresSnapshot(engine, directory, lambda: T0 + timedelta(hours=1), cycle.totals)
+    snapshot.refresh()
+    text = snapshot.render_static().decode()
+    engine.dispose()
+    assert 'replywatch_response_time_seconds_bucket{platform="facebook",account="shop",' in text
+    assert 'le="2700.0"} 1.0\n' in text and 'le="180.0"} 0.0\n' in text

@@ -104,7 +104,7 @@ async def test_a_malformed_delivery_is_400(client: tuple[TestClient[Any, Any], I
         "/hooks/telegram/shop-tg", data=b"{nope", headers={SECRET_HEADER: SECRET}
     )
     assert response.status == 400
-    labels = {"platform": "telegram", "outcome": "malformed"}
+    labels = {"route": "telegram", "outcome": "malformed"}
     assert (
         intake.metrics.registry.get_sample_value("replywatch_webhook_deliveries_total", labels) == 1
     )

@@ -67,6 +67,9 @@ def write_config(tmp_path: Path, example: Example) -> Path:
     path = tmp_path / "replywatch.toml"
     path.write_text(
         f"""{example.profile_toml}
+[metrics]
+breakdowns = ["tier"]
+
 [[accounts]]
 name = "app"
 platform = "google_play"
@@ -136,7 +139,7 @@ def test_stats_by_tier_judges_the_negative_row_on_the_tier_targets(
 def test_exported_target_met_for_the_negative_tier(
     tmp_path: Path, sqlite_url: str, example: Example
 ) -> None:
-    """``replywatch_target_met{tier="negative"}`` reads the same judgement: 0, not 1."""
+    """``replywatch_tier_target_met{tier="negative"}`` reads the same judgement: 0, not 1."""
     config = load_config(write_config(tmp_path, example))
     engine = open_engine(sqlite_url)
     try:
@@ -161,10 +164,10 @@ def tier_samples(registry: CollectorRegistry, word: str, tier: str) -> list[floa
         for sample in family.samples:
             labels = sample.labels
             if (
-                word in sample.name
+                sample.name.startswith("replywatch_tier_")
+                and word in sample.name
                 and labels.get("account") == "app"
                 and labels.get("tier") == tier
-                and labels.get("channel", "all") == "all"
             ):
                 found.append(sample.value)
     return found

@@ -51,7 +51,7 @@ class Intake:
 
     def count(self, outcome: str) -> float:
         value = self.metrics.registry.get_sample_value(
-            "replywatch_webhook_deliveries_total", {"platform": "meta", "outcome": outcome}
+            "replywatch_webhook_deliveries_total", {"route": "meta", "outcome": outcome}
         )
         return value or 0.0
 
