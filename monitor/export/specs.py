@@ -348,8 +348,8 @@ POLL_INTERVAL = _polling(
 ACCOUNT_STATE = _polling(
     "account_state",
     "Always 1, one series per account: the state label is the polling state the account is "
-    "in (ok, failing, rate_limited, auth_failed, starting; stale when no poll has succeeded "
-    "for three poll intervals and none failed either: the poller is stuck or gone).",
+    "in (ok, failing, rate_limited, auth_failed, starting; stale when no poll has ended for "
+    "three poll intervals while it was ok or starting: the poller is stuck or gone).",
     "gauge",
     (*_ACCOUNT, "state"),
     from_database=True,
