@@ -26,25 +26,29 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, or_, select
 
 from monitor.core.figures import Figures
 from monitor.core.hours import ScheduleError
 from monitor.export import specs
 from monitor.export.specs import MetricSpec
 from monitor.notify.conversation_alerts import level_deadline
-from monitor.store.accounts import AccountDirectory, account_names
+from monitor.store.accounts import AccountDirectory, AccountPolicy, account_names
 from monitor.store.sli import SliTotals, profile_buckets
-from monitor.store.stats import StatsRow, account_stats
-from monitor.store.tables import WAITS
+from monitor.store.stats import Grouping, StatsRow, account_stats
+from monitor.store.tables import ACCOUNTS, WAITS
 
-__all__ = ["FiguresSnapshot"]
+__all__ = ["FULL_EVERY", "FiguresSnapshot"]
+
+FULL_EVERY = timedelta(minutes=10)
+"""How often an incremental snapshot recomputes every account anyway: anything a change
+report could miss (another process writing the store) is right again within this."""
 
 # Label names in the order the text writes them: the table's, so parsers and the table agree.
 _ACCOUNT_LABELS = specs.WINDOW_WAITS.labels
@@ -94,6 +98,8 @@ class FiguresSnapshot(Collector):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sli: SliTotals | None = None,
         include_live: bool = True,
+        incremental: bool = False,
+        full_every: timedelta = FULL_EVERY,
     ) -> None:
         self.engine = engine
         self.accounts = accounts
@@ -103,21 +109,44 @@ class FiguresSnapshot(Collector):
         self.include_live = include_live
         self._snapshot: _Snapshot | None = None
         self._lock = threading.Lock()
+        # Incremental refresh: each account's labelled rows per family group, when its figures
+        # next move by time alone, and the accounts reported changed since the last refresh.
+        self.incremental = incremental
+        self.full_every = full_every
+        self._rows: dict[str, list[list[tuple[str, Figures]]]] = {}
+        self._due: dict[str, datetime] = {}
+        self._changed: set[str] = set()
+        self._computed_at: datetime | None = None
+
+    def mark_changed(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Note accounts whose waits changed (the ingestor calls this after each commit)."""
+        with self._lock:
+            self._changed.update(name for _platform, name in keys)
 
     def refresh(self) -> None:
-        """Recompute every figure from the store (run this off the event loop)."""
+        """Bring every figure up to date (run this off the event loop).
+
+        A full recomputation at the first refresh and every ``full_every``; in between, only
+        the accounts the ingestor reported changed and those whose figures time alone moves
+        (a wait leaving the window, an open wait reaching a target) since the last one. The
+        full recomputation is the oracle the incremental one is tested against.
+        """
         now = self.clock()
         breakdowns = self.accounts.config.metrics.breakdowns
+        with self._lock:
+            changed, self._changed = self._changed, set()
+        full = (
+            not self.incremental
+            or self._computed_at is None
+            or now - self._computed_at >= self.full_every
+            or now < self._computed_at
+        )
         with self.engine.connect() as connection:
-            rows = [
-                _rows(specs.WINDOW_FIGURES, account_stats(connection, self.accounts, as_of=now))
-            ]
-            if "channel" in breakdowns:
-                by_channel = account_stats(connection, self.accounts, as_of=now, by="channel")
-                rows.append(_rows(specs.CHANNEL_FIGURES, by_channel, "channel"))
-            if "tier" in breakdowns:
-                by_tier = account_stats(connection, self.accounts, as_of=now, by="tier")
-                rows.append(_rows(specs.TIER_FIGURES, by_tier, "tier"))
+            if full:
+                dirty = None
+            else:
+                dirty = changed | {name for name, due in self._due.items() if due <= now}
+            self._recompute(connection, now, breakdowns, dirty)
             who = account_names(connection)
             result = connection.execute(
                 select(WAITS.c.account_id, WAITS.c.channel, WAITS.c.tier, WAITS.c.opened_at).where(
@@ -134,13 +163,57 @@ class FiguresSnapshot(Collector):
                 group = (account_id, channel, tier)
                 if since <= opened <= now and (group not in alerted or opened < alerted[group]):
                     alerted[group] = opened
+        if full:
+            self._computed_at = now
+        rows = tuple(
+            (families, tuple(row for name in sorted(self._rows) for row in self._rows[name][i]))
+            for i, families in enumerate(self._families(breakdowns))
+        )
         frozen = {k: tuple(v) for k, v in open_waits.items()}
         deadlines = self._deadline_lines(who, alerted)
         live = _live_rows(frozen, who)
         channels = _live_channel_rows(frozen) if "channel" in breakdowns else ()
-        snapshot = _Snapshot(now, tuple(rows), frozen, who, live, channels, deadlines)
+        snapshot = _Snapshot(now, rows, frozen, who, live, channels, deadlines)
         with self._lock:
             self._snapshot = snapshot
+
+    @staticmethod
+    def _families(breakdowns: Sequence[str]) -> list[tuple[MetricSpec, ...]]:
+        families: list[tuple[MetricSpec, ...]] = [specs.WINDOW_FIGURES]
+        if "channel" in breakdowns:
+            families.append(specs.CHANNEL_FIGURES)
+        if "tier" in breakdowns:
+            families.append(specs.TIER_FIGURES)
+        return families
+
+    def _recompute(
+        self,
+        connection: Connection,
+        now: datetime,
+        breakdowns: Sequence[str],
+        dirty: set[str] | None,
+    ) -> None:
+        """Recompute the figures of ``dirty`` accounts (None: every account)."""
+        if dirty is not None and not dirty:
+            return
+        names = sorted(dirty) if dirty is not None else ()
+        levels: list[tuple[Grouping, str | None]] = [("account", None)]
+        levels += [(by, by) for by in ("channel", "tier") if by in breakdowns]
+        fresh: dict[str, list[list[tuple[str, Figures]]]] = {}
+        for i, (by, label) in enumerate(levels):
+            for row in account_stats(connection, self.accounts, as_of=now, by=by, accounts=names):
+                groups = fresh.setdefault(row.account, [[] for _ in levels])
+                groups[i].append(_labelled(row, label))
+        if dirty is None:
+            self._rows = fresh
+            self._due = {}
+        else:
+            for name in dirty:
+                # An account no longer stored (none today) drops out; the others are replaced.
+                self._rows.pop(name, None)
+                self._due.pop(name, None)
+            self._rows.update(fresh)
+        self._due.update(_next_changes(connection, self.accounts, fresh.keys(), now))
 
     def _deadline_lines(
         self, who: dict[int, tuple[str, str]], alerted: dict[tuple[int, str, str], datetime]
@@ -347,21 +420,92 @@ _RESPONSE_COUNT = specs.RESPONSE_TIME.count
 _RESPONSE_SUM = specs.RESPONSE_TIME.sum
 
 
-def _rows(
-    families: tuple[MetricSpec, ...], rows: Sequence[StatsRow], by: str | None = None
-) -> tuple[tuple[MetricSpec, ...], tuple[tuple[str, Figures], ...]]:
-    """A family group with its rows' label texts (an account's, or per channel or tier)."""
-    labelled = []
-    for row in rows:
-        if by is None:
-            text = _label_text(_ACCOUNT_LABELS, (row.platform, row.account))
-        elif by == "channel":
-            values = (row.platform, row.account, row.group or "", row.figures.profile)
-            text = _label_text(_CHANNEL_LABELS, values)
-        else:
-            text = _label_text(_TIER_LABELS, (row.platform, row.account, row.group or ""))
-        labelled.append((text, row.figures))
-    return families, tuple(labelled)
+def _labelled(row: StatsRow, by: str | None) -> tuple[str, Figures]:
+    """A row's label text for its family group (an account's, or per channel or tier)."""
+    if by is None:
+        return _label_text(_ACCOUNT_LABELS, (row.platform, row.account)), row.figures
+    if by == "channel":
+        values = (row.platform, row.account, row.group or "", row.figures.profile)
+        return _label_text(_CHANNEL_LABELS, values), row.figures
+    return _label_text(_TIER_LABELS, (row.platform, row.account, row.group or "")), row.figures
+
+
+def _next_changes(
+    connection: Connection, accounts: AccountDirectory, names: Iterable[str], now: datetime
+) -> dict[str, datetime]:
+    """When each account's figures next move with no new event: the first of its waits to
+    leave its window, or of its open waits to reach a target (metrics.md 4).
+
+    Early, never late: every window and every target of any of the account's profiles and
+    tiers, in calendar time (a business-time deadline is never earlier). An account with
+    business hours and a customer waiting is due at every refresh.
+    """
+    wanted = {
+        int(ident): name
+        for ident, name in connection.execute(
+            select(ACCOUNTS.c.id, ACCOUNTS.c.name).where(ACCOUNTS.c.name.in_(list(names)))
+        )
+    }
+    if not wanted:
+        return {}
+    policies = {name: accounts.policy(name) for name in set(wanted.values())}
+    # Every window of the account's profiles: a wait leaves each at its own time.
+    windows = {
+        name: {p.window for p in (policy.profile, *policy.channel_profiles.values())}
+        for name, policy in policies.items()
+    }
+    targets = {name: _target_spans(policy) for name, policy in policies.items()}
+    earliest = now - max(max(spans) for spans in windows.values())
+    due: dict[str, datetime] = {}
+
+    def keep(name: str, opened: datetime, span: timedelta) -> None:
+        try:
+            at = opened + span
+        except OverflowError:
+            return  # a wait stored with an absurd time (year 9999) moves nothing in time
+        if at > now and (name not in due or at < due[name]):
+            due[name] = at
+
+    rows = connection.execute(
+        select(WAITS.c.account_id, WAITS.c.opened_at, WAITS.c.closed_at).where(
+            WAITS.c.account_id.in_(list(wanted)),
+            or_(
+                WAITS.c.opened_at >= earliest,
+                WAITS.c.closed_at.is_(None),
+                WAITS.c.closed_at > now,
+            ),
+        )
+    )
+    for account_id, opened, closed in rows:
+        name = wanted[int(account_id)]
+        # Times up to the allowed clock skew ahead: a wait enters the window (the window ends
+        # before as_of) and an answer counts only once the clock has passed them.
+        keep(name, opened, _INSTANT)
+        if closed is not None:
+            keep(name, closed, _INSTANT)
+        for window in windows[name]:
+            if now - window <= opened:
+                keep(name, opened, window)
+        if closed is None or closed > now:
+            if policies[name].calendar is not None:
+                due[name] = now  # business time: recompute at every refresh
+                continue
+            for span in targets[name]:
+                keep(name, opened, span)
+    return due
+
+
+# The smallest step of a stored time: "just after" an instant.
+_INSTANT = timedelta(microseconds=1)
+
+
+def _target_spans(policy: AccountPolicy) -> tuple[timedelta, ...]:
+    """Every response target and reply deadline the account's waits may be judged on."""
+    spans: set[timedelta] = set()
+    for profile in (policy.profile, *policy.channel_profiles.values()):
+        for targets in (profile.targets, *profile.tiers.values()):
+            spans |= {targets.response_target, targets.reply_deadline}
+    return tuple(sorted(spans))
 
 
 def _live_rows(

@@ -201,7 +201,11 @@ class Runtime:
             self.clock,
             alerts.totals,
             include_live=False,
+            # The store's single writer hears of every change; serve replicas do not (the
+            # workers write), so they recompute every account at each refresh.
+            incremental=not self.serve_only,
         )
+        self.ingestor.on_stored.append(self.figures.mark_changed)
         self.exposition = ExpositionCache(
             self.metrics.registry, self.figures.render_live, self.figures.render_static
         )

@@ -129,6 +129,10 @@ class Ingestor:
         recent: RecentlyStored | None = None,
         on_refused: Callable[[Sequence[Refusal]], None] | None = None,
     ):
+        # Told, after each commit, which accounts' waits may have changed (new events or
+        # events moved earlier): the figures refresh recomputes only those
+        # (monitor.export.figures_exporter). Append to it; several parts may listen.
+        self.on_stored: list[Callable[[Iterable[tuple[str, str]]], None]] = []
         self.engine = engine
         self.accounts = accounts
         self.keep_text = keep_text
@@ -176,6 +180,9 @@ class Ingestor:
             recent.remember(kept, seen_at)
             for platform, account, value in updates:
                 recent.remember_cursor((platform, account), value)
+        changed = [key for key, count in result.stored_by_account.items() if count]
+        for listener in self.on_stored if changed else ():
+            listener(changed)
         if refused:
             # After the commit: a batch that failed (and is retried) counts its refusals once.
             self._refused(refused)
