@@ -46,10 +46,10 @@ def cpu_times(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
-def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident memory (VmHWM) in MB."""
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """The process's peak resident memory (VmHWM), or another /proc status field, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -212,6 +212,8 @@ async def run(
     async with aiohttp.ClientSession() as session:
         polls_before = await polls_started(session, url)
         user_before, system_before = cpu_times(monitor.pid)
+        # Where the peak comes from: the backfill, or the steady state after it.
+        after_backfill = peak_rss_mb(monitor.pid), peak_rss_mb(monitor.pid, "VmRSS")
         print(
             f"backfill done; polling {accounts} accounts every 60 s for {minutes:g} min ...",
             flush=True,
@@ -243,6 +245,7 @@ async def run(
         user, system = user - user_before, system - system_before
         cpu = user + system
         memory = peak_rss_mb(monitor.pid)
+        resident = peak_rss_mb(monitor.pid, "VmRSS")
         polls = await polls_started(session, url) - polls_before - paced_polls
         if sampler is not None:
             await sampler.wait()
@@ -278,7 +281,11 @@ async def run(
         f"polls made (counted at the fake): {polls}; due with the jitter: {fewest}-{most} "
         f"({'every due poll made' if polls >= fewest else 'BEHIND its schedule'})"
     )
-    print(f"peak memory of replywatch: {memory:.0f} MB (target < {PEAK_MB} MB)")
+    print(
+        f"peak memory of replywatch: {memory:.0f} MB (target < {PEAK_MB} MB); at the end of "
+        f"the backfill: peak {after_backfill[0]:.0f} MB, resident {after_backfill[1]:.0f} MB; "
+        f"resident at the end: {resident:.0f} MB"
+    )
     if lags:
         quantiles = statistics.quantiles(lags, n=100)
         print(

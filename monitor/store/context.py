@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from monitor.config.loading import Config, default_config_path, load_config
 from monitor.store.accounts import AccountDirectory
-from monitor.store.engine import choose_database, open_engine
+from monitor.store.engine import BULK_CACHE_MIB, choose_database, open_engine
 from monitor.store.ingest import Ingestor, rederive_account
 
 __all__ = ["AppContext"]
@@ -27,10 +27,18 @@ class AppContext:
     accounts: AccountDirectory
 
     @classmethod
-    def open(cls, config_path: Path | str | None, database: str | None) -> AppContext:
+    def open(
+        cls,
+        config_path: Path | str | None,
+        database: str | None,
+        *,
+        sqlite_cache_mib: int = BULK_CACHE_MIB,
+    ) -> AppContext:
         """Load the config, open and migrate the store, sync the configured accounts."""
         config = load_config(config_path or default_config_path())
-        engine = open_engine(choose_database(database, config.database))
+        engine = open_engine(
+            choose_database(database, config.database), sqlite_cache_mib=sqlite_cache_mib
+        )
         context = cls(config, engine, AccountDirectory(config))
         context.sync()
         return context

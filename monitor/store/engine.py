@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ except ImportError:  # pragma: no cover - installed in every test environment
     _PsycopgError = sqlite3.Error  # type: ignore[misc,assignment]
 
 __all__ = [
+    "BULK_CACHE_MIB",
     "DATABASE_ERRORS",
     "DEFAULT_DATABASE_URL",
+    "MONITOR_CACHE_MIB",
     "STORE_FAILURES",
     "StoreError",
     "choose_database",
@@ -101,19 +104,30 @@ def redact_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets readers (the exporter, the CLI) work while the poller writes.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    # Bulk ingest touches three indexes per row; a 64 MB page cache keeps them in memory.
-    cursor.execute("PRAGMA cache_size=-65536")
-    cursor.execute("PRAGMA temp_store=MEMORY")
-    # Checkpoint every ~40 MB of WAL instead of 4 MB: hot index pages are then copied back
-    # to the database once per checkpoint rather than after nearly every batch.
-    cursor.execute("PRAGMA wal_autocheckpoint=10000")
-    cursor.close()
+BULK_CACHE_MIB = 64
+"""SQLite page cache per connection for bulk work (imports, ``stats``): a batch touches three
+indexes per row, and 64 MB keeps them in memory."""
+MONITOR_CACHE_MIB = 8
+"""Per connection for the long-running monitor: its pool holds several connections, each
+with a cache of its own, so 64 MB each was most of its memory; the hot pages of a poll's
+small transactions fit in 8 MB, and re-reads come from the operating system's cache."""
+
+
+def _sqlite_pragmas(cache_mib: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers (the exporter, the CLI) work while the poller writes.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
+        cursor.execute("PRAGMA temp_store=MEMORY")
+        # Checkpoint every ~40 MB of WAL instead of 4 MB: hot index pages are then copied
+        # back to the database once per checkpoint rather than after nearly every batch.
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
+        cursor.close()
+
+    return on_connect
 
 
 def choose_database(command_line: str | None, configured: str | None) -> str:
@@ -133,12 +147,14 @@ def open_engine(
     sqlite_busy_seconds: float = 30.0,
     idle_transaction_seconds: float | None = None,
     application_name: str | None = None,
+    sqlite_cache_mib: int = BULK_CACHE_MIB,
 ) -> Engine:
     """Create the engine for ``url`` (see :func:`choose_database`) and migrate it.
 
     ``idle_transaction_seconds`` (PostgreSQL): the server ends a session that sits idle
     inside a transaction this long, so a frozen worker cannot keep its row locks.
     ``application_name`` (PostgreSQL) names the sessions in ``pg_stat_activity``.
+    ``sqlite_cache_mib`` (SQLite) is each pooled connection's page cache.
     """
     raw = choose_database(url, None)
     target = normalise_url(raw)
@@ -171,7 +187,7 @@ def open_engine(
     except (ArgumentError, ModuleNotFoundError) as err:
         raise StoreError(f"cannot use database {redact_url(target)}: {err}") from None
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(sqlite_cache_mib))
     if migrate:
         try:
             upgrade(engine)

@@ -8,9 +8,15 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
-from monitor.store.engine import StoreError, head_revision, open_engine
+from monitor.store.engine import (
+    BULK_CACHE_MIB,
+    MONITOR_CACHE_MIB,
+    StoreError,
+    head_revision,
+    open_engine,
+)
 from monitor.store.models import Account, metadata
 from tests.conftest import RunCli
 
@@ -88,3 +94,15 @@ def test_db_current_on_an_unreachable_server_is_one_clear_line(run_cli: RunCli) 
     )
     assert "Connection refused" in result.err or "connection failed" in result.err
     assert "s3cret-pw" not in result.err and "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("mib", [BULK_CACHE_MIB, MONITOR_CACHE_MIB])
+def test_each_sqlite_connection_gets_the_page_cache_asked_for(tmp_path: Path, mib: int) -> None:
+    """Bulk work keeps 64 MB per connection; the long-running monitor's pool 8 MB each."""
+    engine = open_engine(f"sqlite:///{tmp_path / 'cache.db'}", sqlite_cache_mib=mib)
+    try:
+        with engine.connect() as first, engine.connect() as second:
+            for connection in (first, second):
+                assert connection.execute(text("PRAGMA cache_size")).scalar_one() == -mib * 1024
+    finally:
+        engine.dispose()

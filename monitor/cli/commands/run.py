@@ -11,6 +11,7 @@ from monitor.cli.opening import listen_address, require_config
 from monitor.cli.run_report import BackfillProgress, accounts_to_backfill, started_lines
 from monitor.cli.signals import stop_on_signals
 from monitor.store.context import AppContext
+from monitor.store.engine import MONITOR_CACHE_MIB
 from monitor.store.instance_lock import InstanceLockError
 
 __all__ = ["register"]
@@ -30,7 +31,8 @@ def register(commands: Subcommands) -> None:
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     require_config(args, "run")
-    context = AppContext.open(args.config, args.database)
+    # A long-running process: small per-connection caches (monitor.store.engine).
+    context = AppContext.open(args.config, args.database, sqlite_cache_mib=MONITOR_CACHE_MIB)
     host, port = listen_address(args.listen, context)
     try:
         asyncio.run(_watch(context, host, port, out))
