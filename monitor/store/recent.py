@@ -9,13 +9,16 @@ single writer, so the memory cannot go stale.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from connectors.base import Event
 
 __all__ = ["RecentlyStored", "stored_time"]
+
+# The fewest ids an account keeps, whatever its polls bring.
+_FEWEST = 64
 
 
 def stored_time(event: Event, seen_at: datetime) -> datetime:
@@ -26,11 +29,13 @@ def stored_time(event: Event, seen_at: datetime) -> datetime:
 
 
 class RecentlyStored:
-    """Per account: the last few thousand message ids stored, and the last cursor saved."""
+    """Per account: the message ids its last polls stored, and the last cursor saved."""
 
     def __init__(self, per_account: int = 2000) -> None:
         self.per_account = per_account
         self._ids: dict[tuple[str, str], OrderedDict[str, datetime]] = {}
+        # The most events one committed batch held for the account (one poll's).
+        self._largest: dict[tuple[str, str], int] = {}
         self._cursors: dict[tuple[str, str], dict[str, str]] = {}
 
     def covers(
@@ -54,13 +59,24 @@ class RecentlyStored:
 
     def remember(self, events: Sequence[Event], seen_at: datetime) -> None:
         """Record committed events."""
+        batch: Counter[tuple[str, str]] = Counter((e.platform, e.account) for e in events)
+        for key, count in batch.items():
+            # What the next poll can re-read is what a poll returns: twice the largest poll
+            # seen is enough to cover it, and a quiet account keeps a few dozen ids, not 2,000.
+            self._largest[key] = max(self._largest.get(key, 0), count)
         for event in events:
-            ids = self._ids.setdefault((event.platform, event.account), OrderedDict())
+            key = (event.platform, event.account)
+            ids = self._ids.setdefault(key, OrderedDict())
             at = stored_time(event, seen_at)
             previous = ids.pop(event.message_id, None)
             ids[event.message_id] = at if previous is None else min(previous, at)
-            if len(ids) > self.per_account:
+            if len(ids) > self.bound(key):
                 ids.popitem(last=False)
+
+    def bound(self, key: tuple[str, str]) -> int:
+        """How many ids this account keeps: twice its largest poll, at least 64, at most
+        ``per_account``."""
+        return min(self.per_account, max(2 * self._largest.get(key, 0), _FEWEST))
 
     def remember_cursor(self, key: tuple[str, str], cursor: Mapping[str, str]) -> None:
         """Record a committed cursor."""

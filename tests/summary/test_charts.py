@@ -17,6 +17,7 @@ from matplotlib.patches import Rectangle
 from monitor.summary import charts
 from monitor.summary.charts import HOURS_IN_WEEK, hour_of_week_chart
 from monitor.summary.locale import Locale, get_locale
+from tests.summary.fonts import needs_persian_fonts
 
 EN, FA = get_locale("en"), get_locale("fa")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -173,6 +174,7 @@ def test_matplotlib_joins_and_orders_persian(text: str) -> None:
     assert shown != drawn(LRO + text + PDF, families)
 
 
+@needs_persian_fonts
 def test_persian_fonts_have_every_glyph_the_chart_needs() -> None:
     """No empty boxes: each letter and digit of the chart is in one of the chosen fonts."""
     families = charts._families(rtl=True)

@@ -25,6 +25,7 @@ from monitor.store.engine import open_engine
 from monitor.store.ingest import Ingestor
 from monitor.summary.compose import IsoWeek
 from monitor.summary.delivery import SENDS, SummaryMailer, due_week
+from tests.summary.fonts import needs_pdf
 
 MONDAY = datetime(2026, 11, 23, tzinfo=UTC)  # ISO week 48; the summary of week 47 is due
 
@@ -144,6 +145,7 @@ def test_the_summary_is_due_after_the_configured_moment() -> None:
     assert due_week(at, zone, "tuesday", 8) == IsoWeek(2026, 46, zone)
 
 
+@needs_pdf
 async def test_each_recipient_gets_one_mail_with_html_chart_and_pdf(
     tmp_path: Path, mailbox: Mailbox, store: Engine
 ) -> None:
@@ -185,6 +187,7 @@ def summary_events(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, str
     ]
 
 
+@needs_pdf
 async def test_a_server_that_is_down_gets_the_mail_when_it_returns(
     tmp_path: Path, mailbox: Mailbox, store: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -28,6 +28,7 @@ from monitor.summary.data import summarise_week
 from monitor.summary.locale import get_locale
 from monitor.summary.render import render_html, render_markdown
 from tests.conftest import SHARED_DATA, RunCli
+from tests.summary.fonts import needs_pdf, needs_persian_fonts
 
 IBM = SHARED_DATA / "ibm-twitter-cdp" / "events.csv"
 WEEK, FROM, TO = "2020-W13", "2020-03-23T00:00:00Z", "2020-03-30T00:00:00Z"
@@ -169,6 +170,7 @@ def test_the_lists_and_the_chart_come_from_the_same_week(ibm_store: str, run_cli
 
 
 @needs_poppler
+@needs_pdf
 def test_the_pdf_has_the_figures_and_pages_a_reader_can_see(
     ibm_store: str, run_cli: RunCli, tmp_path: Path
 ) -> None:
@@ -191,6 +193,8 @@ def test_the_pdf_has_the_figures_and_pages_a_reader_can_see(
 
 
 @needs_poppler
+@needs_pdf
+@needs_persian_fonts
 def test_the_persian_pdf_is_persian_and_right_to_left(
     ibm_store: str, run_cli: RunCli, tmp_path: Path
 ) -> None:

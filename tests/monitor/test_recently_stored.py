@@ -1,0 +1,46 @@
+"""What the monitor remembers of its own writes: enough to skip an unchanged poll, no more."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from connectors.base import Event
+from monitor.store.recent import RecentlyStored
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def poll(account: str, first: int, count: int) -> list[Event]:
+    """``count`` messages of one account, numbered from ``first``."""
+    return [
+        Event("facebook", account, "dm", "t", f"m{i}", "customer", NOW - timedelta(minutes=i))
+        for i in range(first, first + count)
+    ]
+
+
+def test_an_account_keeps_twice_its_largest_poll() -> None:
+    """A quiet account with small polls keeps a few dozen ids, however long it runs; a busy
+    one keeps up to twice its largest poll, within the cap."""
+    recent = RecentlyStored(per_account=2000)
+    for n in range(500):
+        recent.remember(poll("quiet", n * 5, 5), NOW)
+    recent.remember(poll("busy", 0, 400), NOW)
+    for n in range(10):
+        recent.remember(poll("busy", 400 + n * 100, 100), NOW)
+    assert recent.bound(("facebook", "quiet")) == 64
+    assert len(recent._ids[("facebook", "quiet")]) == 64
+    assert len(recent._ids[("facebook", "busy")]) == 800
+
+
+def test_the_last_poll_is_still_covered() -> None:
+    """The poll re-read next time (the same events, the same cursor) skips the store."""
+    recent = RecentlyStored()
+    key = ("facebook", "shop")
+    for n in range(100):
+        events = poll("shop", n * 30, 30)
+        recent.remember(events, NOW)
+        recent.remember_cursor(key, {"since": str(n)})
+    assert recent.covers(key, events, {"since": "99"}, NOW)
+    # One message it never stored, or an older poll's, and the store must be asked.
+    assert not recent.covers(key, poll("shop", 0, 1), {"since": "99"}, NOW)
+    assert not recent.covers(key, [*events, *poll("shop", 99_000, 1)], {"since": "99"}, NOW)
