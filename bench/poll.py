@@ -163,7 +163,25 @@ async def run(
     profile: Path | None = None,
     py_spy: Path | None = None,
 ) -> int:
-    """Run both measurements and print the report."""
+    """Run both measurements and print the report; no process outlives it, even on error."""
+    children: list[asyncio.subprocess.Process] = []
+    try:
+        return await _measure(children, accounts, minutes, folder, profile, py_spy)
+    finally:
+        for child in children:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+
+
+async def _measure(
+    children: list[asyncio.subprocess.Process],
+    accounts: int,
+    minutes: float,
+    folder: Path,
+    profile: Path | None,
+    py_spy: Path | None,
+) -> int:
     python = sys.executable
     root = Path(__file__).resolve().parent.parent
     fake = await asyncio.create_subprocess_exec(
@@ -177,6 +195,7 @@ async def run(
         stdout=asyncio.subprocess.PIPE,
         cwd=root,
     )
+    children.append(fake)
     assert fake.stdout is not None
     port = int((await asyncio.wait_for(fake.stdout.readline(), 300)).split()[1])
     url = f"http://127.0.0.1:{port}"
@@ -200,6 +219,7 @@ async def run(
         env=env,
         cwd=root,
     )
+    children.append(monitor)
     assert monitor.stdout is not None
     address = ""
     while not address:
@@ -239,6 +259,7 @@ async def run(
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
             )
+            children.append(sampler)
         # The bare paced client's requests reach the same fake: count before and after it.
         paced_polls, paced_cpu = await bare_paced(url, accounts, minutes * 60)
         user, system = cpu_times(monitor.pid)
