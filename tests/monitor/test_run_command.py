@@ -61,6 +61,21 @@ secrets = {{ bearer_token = "env:SHOP_X_TOKEN" }}
     return path
 
 
+# Every monitor a test started, so none outlives a failed test (see stop_leftovers).
+_STARTED: list[asyncio.subprocess.Process] = []
+
+
+@pytest.fixture(autouse=True)
+async def stop_leftovers() -> AsyncIterator[None]:
+    """Kill the monitors a test left running: an assertion can fail before it stops them."""
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 async def start(
     tmp_path: Path, url: str, database: str | None = None
 ) -> asyncio.subprocess.Process:
@@ -80,13 +95,15 @@ async def start(
         "--listen",
         "127.0.0.1:0",
     ]
-    return await asyncio.create_subprocess_exec(
+    process = await asyncio.create_subprocess_exec(
         sys.executable,
         *command,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
     )
+    _STARTED.append(process)
+    return process
 
 
 async def read_until(process: asyncio.subprocess.Process, words: str) -> list[str]:
