@@ -6,7 +6,18 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["AccountState", "PollOutcome", "PollRecord"]
+__all__ = [
+    "STALE_AFTER_INTERVALS",
+    "STALE_STATE",
+    "AccountState",
+    "PollOutcome",
+    "PollRecord",
+    "shown_state",
+]
+
+STALE_STATE = "stale"
+"""The state shown for an account nobody has polled for a while (never a poll's own)."""
+STALE_AFTER_INTERVALS = 3
 
 
 class AccountState(enum.Enum):
@@ -46,3 +57,14 @@ class PollRecord:
     quota_used: float | None
     next_poll_at: datetime | None
     state: AccountState = AccountState.OK
+
+
+def shown_state(polled: str, last_poll: float, interval: float, now: float) -> str:
+    """The state to show: ``stale`` for an ok or starting account no poll has ended for in
+    STALE_AFTER_INTERVALS intervals (the poller is stuck or gone), else the polled one.
+
+    A failing, throttled or paused account keeps its own state: it says why it is quiet.
+    """
+    quiet = polled in (AccountState.OK.value, AccountState.STARTING.value)
+    late = now - last_poll > STALE_AFTER_INTERVALS * interval
+    return STALE_STATE if quiet and late else polled

@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine, func, select
 
-from monitor.core.polls import AccountState, PollOutcome
+from monitor.core.polls import PollOutcome, shown_state
 from monitor.export import specs
 from monitor.export.specs import MetricSpec
 from monitor.store.accounts import account_names
@@ -108,16 +108,11 @@ class ClusterHealth(Collector):
             self._rows, self._counts, self._deliveries = rows, counts, deliveries
 
     def _stale_or_not(self, row: _Row, now: float) -> _Row:
-        # As Metrics.mark_stale: an ok account no worker has polled for three intervals is
-        # stale (the workers are stuck or gone); one that fails or is paused shows why.
+        # As Metrics.mark_stale, from what the workers wrote: stuck or gone workers show.
         interval = self.intervals.get(row.account)
-        quiet = row.state in (AccountState.OK.value, AccountState.STARTING.value)
-        last = row.last_attempt
-        if interval is None or not quiet or last is None:
+        if interval is None or row.last_attempt is None:
             return row
-        if now - last <= specs.STALE_AFTER_INTERVALS * interval:
-            return row
-        return replace(row, state=specs.STALE_STATE)
+        return replace(row, state=shown_state(row.state, row.last_attempt, interval, now))
 
     def describe(self) -> Iterable[Metric]:
         """Registration must never query: describe with empty families."""

@@ -19,7 +19,7 @@ from prometheus_client import (
 )
 
 from monitor.config.schema import MetricsModel
-from monitor.core.polls import AccountState, PollOutcome, PollRecord
+from monitor.core.polls import AccountState, PollOutcome, PollRecord, shown_state
 from monitor.core.profiles import Profile
 from monitor.export import specs
 from monitor.export.specs import (
@@ -172,10 +172,7 @@ class Metrics:
                 self._freshness[key] = (interval, now)
                 continue
             polled = self._polled.get(key, AccountState.STARTING)
-            # A failing, throttled or paused account shows why; stale is for a silent one.
-            quiet = polled in (AccountState.OK, AccountState.STARTING)
-            late = quiet and now - last > specs.STALE_AFTER_INTERVALS * interval
-            self._show_state(*key, specs.STALE_STATE if late else polled.value)
+            self._show_state(*key, shown_state(polled.value, last, interval, now))
 
     def _show_state(self, platform: str, account: str, state: str) -> None:
         previous = self._states.get((platform, account))

@@ -10,8 +10,9 @@ Naming follows Prometheus (style rule 8): one prefix, base units at the end of t
 their families (the ``_total`` sample is :attr:`MetricSpec.total`). Labels come from bounded
 sets only: platform, account (the configured name), channel, tier, profile, outcome, state.
 
-This module imports only the standard library: ``alerts/`` and ``dashboards/`` read it
-without pulling in a database driver, an HTTP server or the metrics library.
+This module imports only the standard library and ``monitor.core``: ``alerts/`` and
+``dashboards/`` read it without pulling in a database driver, an HTTP server or the metrics
+library.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
+
+# The state label value and its rule live with the poll records (pure, standard library).
+from monitor.core.polls import STALE_AFTER_INTERVALS, STALE_STATE
 
 __all__ = [
     "ACCOUNT_STATE",
@@ -176,10 +180,6 @@ class MetricSpec:
             raise ValueError(f"{self.name} is a {self.type}, not a histogram")
         return f"{self.name}_{suffix}"
 
-
-STALE_STATE = "stale"
-"""The state label of an account nobody has polled for three intervals (never a poll's own)."""
-STALE_AFTER_INTERVALS = 3
 
 # Bounded label values the process registry creates at zero, so rates exist from the start.
 # Webhook platform "http" counts requests refused before routing (malformed HTTP).
