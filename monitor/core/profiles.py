@@ -83,6 +83,11 @@ class Profile:
     # Share of the fastest answers the mean is taken over (Meta once used "the fastest 90%").
     mean_of_fastest: float = 1.0
 
+    @property
+    def all_targets(self) -> tuple[Targets, ...]:
+        """The base targets, then each tier's: everything a wait may be judged on."""
+        return (self.targets, *self.tiers.values())
+
     def targets_for(self, tier: str) -> Targets:
         """The targets a wait of this tier is judged against."""
         return self.tiers.get(tier, self.targets)

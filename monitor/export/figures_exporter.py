@@ -167,7 +167,7 @@ class FiguresSnapshot(Collector):
             self._computed_at = now
         rows = tuple(
             (families, tuple(row for name in sorted(self._rows) for row in self._rows[name][i]))
-            for i, families in enumerate(self._families(breakdowns))
+            for i, (_by, families) in enumerate(_levels(breakdowns))
         )
         frozen = {k: tuple(v) for k, v in open_waits.items()}
         deadlines = self._deadline_lines(who, alerted)
@@ -176,15 +176,6 @@ class FiguresSnapshot(Collector):
         snapshot = _Snapshot(now, rows, frozen, who, live, channels, deadlines)
         with self._lock:
             self._snapshot = snapshot
-
-    @staticmethod
-    def _families(breakdowns: Sequence[str]) -> list[tuple[MetricSpec, ...]]:
-        families: list[tuple[MetricSpec, ...]] = [specs.WINDOW_FIGURES]
-        if "channel" in breakdowns:
-            families.append(specs.CHANNEL_FIGURES)
-        if "tier" in breakdowns:
-            families.append(specs.TIER_FIGURES)
-        return families
 
     def _recompute(
         self,
@@ -197,13 +188,12 @@ class FiguresSnapshot(Collector):
         if dirty is not None and not dirty:
             return
         names = sorted(dirty) if dirty is not None else ()
-        levels: list[tuple[Grouping, str | None]] = [("account", None)]
-        levels += [(by, by) for by in ("channel", "tier") if by in breakdowns]
+        levels = _levels(breakdowns)
         fresh: dict[str, list[list[tuple[str, Figures]]]] = {}
-        for i, (by, label) in enumerate(levels):
+        for i, (by, _families) in enumerate(levels):
             for row in account_stats(connection, self.accounts, as_of=now, by=by, accounts=names):
                 groups = fresh.setdefault(row.account, [[] for _ in levels])
-                groups[i].append(_labelled(row, label))
+                groups[i].append(_labelled(row, by))
         if dirty is None:
             self._rows = fresh
             self._due = {}
@@ -420,9 +410,23 @@ _RESPONSE_COUNT = specs.RESPONSE_TIME.count
 _RESPONSE_SUM = specs.RESPONSE_TIME.sum
 
 
-def _labelled(row: StatsRow, by: str | None) -> tuple[str, Figures]:
+# The family groups in the order they are rendered: the account's totals, then the
+# breakdowns that ``[metrics] breakdowns`` turns on.
+_LEVELS: tuple[tuple[Grouping, tuple[MetricSpec, ...]], ...] = (
+    ("account", specs.WINDOW_FIGURES),
+    ("channel", specs.CHANNEL_FIGURES),
+    ("tier", specs.TIER_FIGURES),
+)
+
+
+def _levels(breakdowns: Sequence[str]) -> list[tuple[Grouping, tuple[MetricSpec, ...]]]:
+    """The family groups this config exports."""
+    return [(by, families) for by, families in _LEVELS if by == "account" or by in breakdowns]
+
+
+def _labelled(row: StatsRow, by: Grouping) -> tuple[str, Figures]:
     """A row's label text for its family group (an account's, or per channel or tier)."""
-    if by is None:
+    if by == "account":
         return _label_text(_ACCOUNT_LABELS, (row.platform, row.account)), row.figures
     if by == "channel":
         values = (row.platform, row.account, row.group or "", row.figures.profile)
@@ -450,10 +454,7 @@ def _next_changes(
         return {}
     policies = {name: accounts.policy(name) for name in set(wanted.values())}
     # Every window of the account's profiles: a wait leaves each at its own time.
-    windows = {
-        name: {p.window for p in (policy.profile, *policy.channel_profiles.values())}
-        for name, policy in policies.items()
-    }
+    windows = {name: {p.window for p in policy.profiles} for name, policy in policies.items()}
     targets = {name: _target_spans(policy) for name, policy in policies.items()}
     earliest = now - max(max(spans) for spans in windows.values())
     due: dict[str, datetime] = {}
@@ -502,8 +503,8 @@ _INSTANT = timedelta(microseconds=1)
 def _target_spans(policy: AccountPolicy) -> tuple[timedelta, ...]:
     """Every response target and reply deadline the account's waits may be judged on."""
     spans: set[timedelta] = set()
-    for profile in (policy.profile, *policy.channel_profiles.values()):
-        for targets in (profile.targets, *profile.tiers.values()):
+    for profile in policy.profiles:
+        for targets in profile.all_targets:
             spans |= {targets.response_target, targets.reply_deadline}
     return tuple(sorted(spans))
 

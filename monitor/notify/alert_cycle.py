@@ -55,8 +55,7 @@ class AlertCycle:
         # own, whose bounds the histogram must hold too.
         in_use = [
             *config.profiles.values(),
-            *(account.profile for account in config.accounts.values()),
-            *(p for account in config.accounts.values() for p in account.channel_profiles.values()),
+            *(p for name in config.accounts for p in self.accounts.policy(name).profiles),
         ]
         self.totals = SliTotals(histogram_buckets(in_use))
         self.outbox = Outbox(self.engine, self.receivers, self.clock, self.settings.retry_max)

@@ -69,11 +69,12 @@ class RefreshRound:
         if not await self._still_the_only_monitor():
             return
         now = self.clock()
+        # Needs no store: an account goes stale even while the figures cannot be refreshed.
+        self.metrics.mark_stale(now.timestamp())
         try:
             for read in self.readers:
                 await asyncio.to_thread(read)
             await asyncio.to_thread(self.figures.refresh)
-            self.metrics.mark_stale(now.timestamp())
         except Exception as err:  # a round isolates its failure: /metrics keeps the last figures
             message = "could not refresh the window figures; /metrics keeps the last ones"
             self.health.failed(("figures",), now, err, message)

@@ -30,6 +30,11 @@ class AccountPolicy:
     channel_profiles: Mapping[str, Profile] = field(default_factory=dict)
     calendar: BusinessCalendar | None = None
 
+    @property
+    def profiles(self) -> tuple[Profile, ...]:
+        """The account's profile, then each channel's own."""
+        return (self.profile, *self.channel_profiles.values())
+
     def profile_for(self, channel: str) -> Profile:
         """The profile that judges this channel."""
         return self.channel_profiles.get(channel, self.profile)

@@ -52,7 +52,7 @@ OutcomeKey = tuple[int, str, str]
 def profile_buckets(profile: Profile) -> tuple[float, ...]:
     """One profile's bounds: one at each of its targets, and the defaults up to its deadline."""
     bounds: set[float] = set()
-    for targets in (profile.targets, *profile.tiers.values()):
+    for targets in profile.all_targets:
         bounds |= {
             targets.warn_after.total_seconds(),
             targets.response_target.total_seconds(),

@@ -112,7 +112,7 @@ def _window(
 def _stored_matches(policy: AccountPolicy, profile: Profile | None) -> bool:
     if profile is None:
         return True
-    rules = {policy.profile.rule, *(p.rule for p in policy.channel_profiles.values())}
+    rules = {p.rule for p in policy.profiles}
     return rules == {profile.rule}
 
 
