@@ -24,6 +24,7 @@ __all__ = [
     "WATCHDOG",
     "BurnWindow",
     "Metric",
+    "decided_waits",
     "missed_ratio",
 ]
 
@@ -126,3 +127,8 @@ BURN_WINDOWS = (
 def missed_ratio(window: str) -> str:
     """The recording rule holding the share of missed waits over ``window``."""
     return f"platform_account:replywatch_sli_missed:ratio_rate{window}"
+
+
+def decided_waits(window: str) -> str:
+    """The recording rule holding the waits decided (met or missed) over ``window``."""
+    return f"platform_account:replywatch_sli_outcomes:increase{window}"

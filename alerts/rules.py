@@ -3,10 +3,10 @@
 The kubernetes-mixin way: series names come from :class:`alerts.catalog.Metric` (which reads the
 exporter's own table, ``monitor/export/specs.py``), the burn windows from
 :data:`alerts.catalog.BURN_WINDOWS`, the recording-rule names from
-:func:`alerts.catalog.missed_ratio` and :func:`decided_waits`, the stale and round graces from
-the constants the exporter and ``/healthz`` use. Renaming a metric in the table changes every
-rule that reads it at the next ``make rules`` (``python -m alerts.rules``); until then
-``tests/alerts/test_rules.py`` fails, because the committed YAML no longer matches.
+:func:`alerts.catalog.missed_ratio` and :func:`alerts.catalog.decided_waits`, the stale and
+round graces from the constants the exporter and ``/healthz`` use. Renaming a metric in the
+table changes every rule that reads it at the next ``make rules`` (``python -m alerts.rules``);
+until then ``tests/alerts/test_rules.py`` fails, because the committed YAML no longer matches.
 
 This module writes the YAML itself rather than through ``yaml.safe_dump``: that gives stable,
 readable files (literal blocks for expressions, folded descriptions, the ``why`` of each rule as
@@ -32,8 +32,10 @@ from alerts.catalog import (
     WATCHDOG,
     BurnWindow,
     Metric,
+    decided_waits,
     missed_ratio,
 )
+from monitor.core.durations import parse_duration
 from monitor.core.round_health import GRACE_INTERVALS
 from monitor.export.specs import STALE_AFTER_INTERVALS
 
@@ -44,7 +46,6 @@ __all__ = [
     "Record",
     "RuleFile",
     "build",
-    "decided_waits",
     "drifted",
     "main",
     "write_all",
@@ -163,16 +164,6 @@ class RuleFile:
         return "\n".join(lines) + "\n"
 
 
-def decided_waits(window: str) -> str:
-    """The recording rule holding the waits decided (met or missed) over ``window``."""
-    return f"platform_account:replywatch_sli_outcomes:increase{window}"
-
-
-def _seconds(duration: str) -> int:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    return int(duration[:-1]) * units[duration[-1]]
-
-
 def _lines(*parts: str) -> str:
     return "\n".join(parts)
 
@@ -233,8 +224,8 @@ def _burn_alert(window: BurnWindow, for_: str, summary: str, description: str) -
 def _budget_line(window: BurnWindow) -> str:
     # What share of the week's budget the long window spends at the factor, and from which
     # missed share it fires with the default 90% target.
-    week = _seconds("7d")
-    share = window.factor * _seconds(window.long) / week * 100
+    week = parse_duration("7d").total_seconds()
+    share = window.factor * parse_duration(window.long).total_seconds() / week * 100
     return (
         f"  {window.severity:<7} {window.long:>2} / {window.short:<3}  {window.factor:<5g} "
         f"({share:.3g}% of the budget in {window.long}, fires from "
@@ -247,7 +238,7 @@ def _window(alert: str) -> BurnWindow:
 
 
 def _burn_rate_file() -> RuleFile:
-    spans = sorted({s for w in BURN_WINDOWS for s in (w.long, w.short)}, key=_seconds)
+    spans = sorted({s for w in BURN_WINDOWS for s in (w.long, w.short)}, key=parse_duration)
     missed = f'{Metric.SLI_OUTCOMES}{{outcome="missed"}}'
     records: list[Record] = [
         Record(
@@ -265,7 +256,7 @@ def _burn_rate_file() -> RuleFile:
         )
         for number, span in enumerate(spans)
     ]
-    longs = sorted({w.long for w in BURN_WINDOWS}, key=_seconds)
+    longs = sorted({w.long for w in BURN_WINDOWS}, key=parse_duration)
     records += [
         Record(
             decided_waits(span),

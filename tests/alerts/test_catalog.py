@@ -9,8 +9,7 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from alerts.catalog import BURN_WINDOWS, JOB, Metric, missed_ratio
-from alerts.rules import decided_waits
+from alerts.catalog import BURN_WINDOWS, JOB, Metric, decided_waits, missed_ratio
 from monitor.export import specs
 from monitor.export.specs import SPECS, spec_of_series
 from tests.monitor.test_metric_specs import EVERY_SWITCH, scraped_metrics
