@@ -203,7 +203,9 @@ class FiguresSnapshot(Collector):
                 self._rows.pop(name, None)
                 self._due.pop(name, None)
             self._rows.update(fresh)
-        self._due.update(_next_changes(connection, self.accounts, fresh.keys(), now))
+        if self.incremental:
+            # Only an incremental snapshot asks when figures next move (serve recomputes all).
+            self._due.update(_next_changes(connection, self.accounts, fresh.keys(), now))
 
     def _deadline_lines(
         self, who: dict[int, tuple[str, str]], alerted: dict[tuple[int, str, str], datetime]
