@@ -34,6 +34,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 from sqlalchemy import Connection, Engine, or_, select
 
+from monitor.core.due_times import DueTimes
 from monitor.core.figures import Figures
 from monitor.core.hours import ScheduleError
 from monitor.export import specs
@@ -114,7 +115,7 @@ class FiguresSnapshot(Collector):
         self.incremental = incremental
         self.full_every = full_every
         self._rows: dict[str, list[list[tuple[str, Figures]]]] = {}
-        self._due: dict[str, datetime] = {}
+        self._due: DueTimes[str] = DueTimes()
         self._changed: set[str] = set()
         self._computed_at: datetime | None = None
 
@@ -142,10 +143,7 @@ class FiguresSnapshot(Collector):
             or now < self._computed_at
         )
         with self.engine.connect() as connection:
-            if full:
-                dirty = None
-            else:
-                dirty = changed | {name for name, due in self._due.items() if due <= now}
+            dirty = None if full else changed | self._due.due(now)
             self._recompute(connection, now, breakdowns, dirty)
             who = account_names(connection)
             result = connection.execute(
@@ -196,16 +194,15 @@ class FiguresSnapshot(Collector):
                 groups[i].append(_labelled(row, by))
         if dirty is None:
             self._rows = fresh
-            self._due = {}
         else:
             for name in dirty:
                 # An account no longer stored (none today) drops out; the others are replaced.
                 self._rows.pop(name, None)
-                self._due.pop(name, None)
             self._rows.update(fresh)
+        self._due.forget(dirty)
         if self.incremental:
             # Only an incremental snapshot asks when figures next move (serve recomputes all).
-            self._due.update(_next_changes(connection, self.accounts, fresh.keys(), now))
+            _note_next_changes(self._due, connection, self.accounts, fresh.keys(), now)
 
     def _deadline_lines(
         self, who: dict[int, tuple[str, str]], alerted: dict[tuple[int, str, str], datetime]
@@ -436,11 +433,15 @@ def _labelled(row: StatsRow, by: Grouping) -> tuple[str, Figures]:
     return _label_text(_TIER_LABELS, (row.platform, row.account, row.group or "")), row.figures
 
 
-def _next_changes(
-    connection: Connection, accounts: AccountDirectory, names: Iterable[str], now: datetime
-) -> dict[str, datetime]:
-    """When each account's figures next move with no new event: the first of its waits to
-    leave its window, or of its open waits to reach a target (metrics.md 4).
+def _note_next_changes(
+    due: DueTimes[str],
+    connection: Connection,
+    accounts: AccountDirectory,
+    names: Iterable[str],
+    now: datetime,
+) -> None:
+    """Note when each account's figures next move with no new event: the first of its waits
+    to leave its window, or of its open waits to reach a target (metrics.md 4).
 
     Early, never late: every window and every target of any of the account's profiles and
     tiers, in calendar time (a business-time deadline is never earlier). An account with
@@ -453,21 +454,18 @@ def _next_changes(
         )
     }
     if not wanted:
-        return {}
+        return
     policies = {name: accounts.policy(name) for name in set(wanted.values())}
     # Every window of the account's profiles: a wait leaves each at its own time.
     windows = {name: {p.window for p in policy.profiles} for name, policy in policies.items()}
     targets = {name: _target_spans(policy) for name, policy in policies.items()}
     earliest = now - max(max(spans) for spans in windows.values())
-    due: dict[str, datetime] = {}
 
     def keep(name: str, opened: datetime, span: timedelta) -> None:
         try:
-            at = opened + span
+            due.note(name, opened + span, now)
         except OverflowError:
             return  # a wait stored with an absurd time (year 9999) moves nothing in time
-        if at > now and (name not in due or at < due[name]):
-            due[name] = at
 
     rows = connection.execute(
         select(WAITS.c.account_id, WAITS.c.opened_at, WAITS.c.closed_at).where(
@@ -491,11 +489,10 @@ def _next_changes(
                 keep(name, opened, window)
         if closed is None or closed > now:
             if policies[name].calendar is not None:
-                due[name] = now  # business time: recompute at every refresh
+                due.every_round(name, now)  # business time: recompute at every refresh
                 continue
             for span in targets[name]:
                 keep(name, opened, span)
-    return due
 
 
 # The smallest step of a stored time: "just after" an instant.

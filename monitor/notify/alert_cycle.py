@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiohttp
 from sqlalchemy import Engine
 
+from monitor.core.due_times import DueTimes
 from monitor.core.escaping import one_line
 from monitor.core.round_health import ItemFailure, RoundHealth
 from monitor.notify.conversation_alerts import (
@@ -32,9 +34,13 @@ from monitor.notify.receivers import AlertmanagerReceiver, AlertReceiver, Delive
 from monitor.store.accounts import AccountDirectory, AccountPolicy, account_names
 from monitor.store.sli import Decision, SliTotals, decide_outcomes, histogram_buckets
 
-__all__ = ["AlertCycle"]
+__all__ = ["FULL_EVERY", "AlertCycle"]
 
 log = logging.getLogger("monitor.alerts")
+
+FULL_EVERY = timedelta(minutes=10)
+"""How often an incremental cycle derives every account anyway: a change it was not told of
+(an edit to the store by hand) is caught within this."""
 
 
 @dataclass
@@ -46,6 +52,12 @@ class AlertCycle:
     receivers: list[AlertReceiver]
     clock: Callable[[], datetime]
     health: RoundHealth = field(default_factory=lambda: RoundHealth(log))
+    # True where this process hears of every stored change (the store's single writer):
+    # a round then derives only the accounts changed since the last one and those whose
+    # deadlines have come, and every account each ``full_every``. The full round is the
+    # oracle the incremental one is tested against (tests/notify/test_incremental_alerts.py).
+    incremental: bool = False
+    full_every: timedelta = FULL_EVERY
     totals: SliTotals = field(init=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +72,15 @@ class AlertCycle:
         self.totals = SliTotals(histogram_buckets(in_use))
         self.outbox = Outbox(self.engine, self.receivers, self.clock, self.settings.retry_max)
         self._last_resend: datetime | None = None
+        self._due: DueTimes[int] = DueTimes()
+        self._changed: set[tuple[str, str]] = set()
+        self._changed_lock = threading.Lock()
+        self._full_at: datetime | None = None
+
+    def mark_changed(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Note (platform, account) pairs whose waits changed (the ingestor calls this)."""
+        with self._changed_lock:
+            self._changed.update(keys)
 
     def load(self) -> None:
         """Read the outcome totals from the store (once, before the first scrape)."""
@@ -125,23 +146,59 @@ class AlertCycle:
     def _step(
         self, now: datetime, skipped: list[ItemFailure]
     ) -> tuple[list[Decision], list[AlertChange]]:
-        with self.engine.begin() as connection:
-            who = account_names(connection)
-            cache: dict[int, AccountPolicy] = {}
+        with self._changed_lock:
+            changed, self._changed = self._changed, set()
+        try:
+            with self.engine.begin() as connection:
+                who = account_names(connection)
+                cache: dict[int, AccountPolicy] = {}
 
-            def policy(account_id: int) -> AccountPolicy:
-                if account_id not in cache:
-                    cache[account_id] = self.accounts.policy(who[account_id][1])
-                return cache[account_id]
+                def policy(account_id: int) -> AccountPolicy:
+                    if account_id not in cache:
+                        cache[account_id] = self.accounts.policy(who[account_id][1])
+                    return cache[account_id]
 
-            decisions = decide_outcomes(connection, policy, now, skipped=skipped)
-            changes: list[AlertChange] = []
-            if self.settings.enabled:
-                changes = update_conversation_alerts(
-                    connection, who, policy, now, self.settings.max_age
+                scope = self._scope(now, who, changed)
+                if scope is not None and not scope:
+                    return [], []
+                self._due.forget(scope)
+                decisions = decide_outcomes(
+                    connection, policy, now, skipped=skipped, accounts=scope, due=self._due
                 )
-                enqueue(connection, changes, self.receivers, now)
+                changes: list[AlertChange] = []
+                if self.settings.enabled:
+                    changes = update_conversation_alerts(
+                        connection,
+                        who,
+                        policy,
+                        now,
+                        self.settings.max_age,
+                        accounts=scope,
+                        due=self._due,
+                    )
+                    enqueue(connection, changes, self.receivers, now)
+        except Exception:
+            # Rolled back: the next round derives every account again.
+            self._full_at = None
+            raise
+        if scope is None:
+            self._full_at = now
         return decisions, changes
+
+    def _scope(
+        self, now: datetime, who: dict[int, tuple[str, str]], changed: set[tuple[str, str]]
+    ) -> set[int] | None:
+        # The accounts this round derives; None: every one (a full round).
+        if (
+            not self.incremental
+            or self._full_at is None
+            or now - self._full_at >= self.full_every
+            or now < self._full_at
+        ):
+            return None
+        scope = self._due.due(now) | {ident for ident, names in who.items() if names in changed}
+        # Past half the accounts, one scan of every wait costs less than a long list of ids.
+        return None if 2 * len(scope) > len(who) else scope
 
     async def _keep_alive(self, session: aiohttp.ClientSession, now: datetime) -> int:
         # Returns how many firing alerts Alertmanager refused for their content.

@@ -9,13 +9,14 @@ for the outbox.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, select, update
 
+from monitor.core.due_times import DueTimes
 from monitor.core.profiles import Targets
 from monitor.store.accounts import AccountPolicy
 from monitor.store.dialect_insert import insert_for
@@ -111,18 +112,30 @@ def update_conversation_alerts(
     policies: Callable[[int], AccountPolicy],
     now: datetime,
     max_age: timedelta,
+    *,
+    accounts: Collection[int] | None = None,
+    due: DueTimes[int] | None = None,
 ) -> list[AlertChange]:
-    """Move every waiting customer's alert to its current level; return the changes."""
+    """Move every waiting customer's alert to its current level; return the changes.
+
+    ``accounts`` limits the work to those accounts (None: every account); ``due`` is told when
+    each account's alerts next move by time alone (a level reached, a wait too old to watch).
+    """
     w, e, a = WAITS, EVENTS, ALERTS
     opening_event = and_(e.c.account_id == w.c.account_id, e.c.message_id == w.c.opened_by)
-    open_waits = connection.execute(
+    query = (
         select(w.c.account_id, w.c.thread_id, w.c.opened_at, w.c.channel, w.c.tier, e.c.thread_url)
         .outerjoin(e, opening_event)
-        .where(w.c.closed_at.is_(None), w.c.opened_at >= now - max_age, w.c.opened_at <= now)
-    ).all()
+        .where(w.c.closed_at.is_(None), w.c.opened_at >= now - max_age)
+    )
+    firing = select(a).where(a.c.level != RESOLVED)
+    if accounts is not None:
+        query = query.where(w.c.account_id.in_(list(accounts)))
+        firing = firing.where(a.c.account_id.in_(list(accounts)))
+    open_waits = connection.execute(query).all()
     stored = {
         (int(row.account_id), row.thread_id, row.opened_at): row
-        for row in connection.execute(select(a).where(a.c.level != RESOLVED))
+        for row in connection.execute(firing)
     }
     changes: list[AlertChange] = []
     still_open: set[tuple[int, str, datetime]] = set()
@@ -134,9 +147,13 @@ def update_conversation_alerts(
     for account_id, thread_id, opened, channel, tier, url in open_waits:
         if account_id not in who:
             continue
+        policy = policies(account_id)
+        if due is not None:
+            _note_next_moves(due, policy, account_id, channel, tier, opened, now, max_age)
+        if opened > now:
+            continue  # stamped ahead of the clock (allowed skew): nobody waits yet
         key = (int(account_id), thread_id, opened)
         still_open.add(key)
-        policy = policies(account_id)
         waited = _waited(policy, opened, now)
         level = level_for(waited, _targets(policy, channel, tier))
         previous = stored[key].level if key in stored else None
@@ -233,6 +250,33 @@ def _write_levels(
             .values({name: bindparam(f"new_{name}") for name in _CHANGED}),
             moves,
         )
+
+
+def _note_next_moves(
+    due: DueTimes[int],
+    policy: AccountPolicy,
+    account_id: int,
+    channel: str,
+    tier: str,
+    opened: datetime,
+    now: datetime,
+    max_age: timedelta,
+) -> None:
+    # An open wait's alert moves by time alone when it starts (an opening stamped ahead of
+    # the clock), at each level's deadline, and just after it becomes too old to watch.
+    due.note(account_id, opened, now)
+    try:
+        due.note(account_id, opened + max_age + _INSTANT, now)
+        for level in LEVELS:
+            due.note(account_id, level_deadline(policy, channel, tier, opened, level), now)
+    except (OverflowError, ValueError):  # ScheduleError is a ValueError
+        # No such instant (a year-9999 opening; holidays every day, so no business time
+        # passes): this wait's alert never moves by time alone.
+        return
+
+
+# The smallest step of a stored time: "just after" an instant.
+_INSTANT = timedelta(microseconds=1)
 
 
 def _targets(policy: AccountPolicy, channel: str, tier: str) -> Targets:

@@ -185,8 +185,15 @@ class Runtime:
         if receivers is None:
             receivers = build_receivers(config) if self.polling is not None else []
         alerts = AlertCycle(
-            self.context.engine, self.context.accounts, receivers, self.clock, self.rounds
+            self.context.engine,
+            self.context.accounts,
+            receivers,
+            self.clock,
+            self.rounds,
+            # The store's single writer hears of every change (see the figures below).
+            incremental=not self.serve_only,
         )
+        self.ingestor.on_stored.append(alerts.mark_changed)
         self.rounds.start(["figures"], now, self._figures_seconds())
         if self.polling is not None:
             # The parts of the alert round this process runs (monitor.notify.alert_cycle).

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, case, func, or_, select, update
 from sqlalchemy.sql import exists
 
+from monitor.core.due_times import DueTimes
 from monitor.core.profiles import Profile
 from monitor.core.round_health import ItemFailure
 from monitor.store.accounts import AccountPolicy
@@ -85,11 +86,15 @@ def decide_outcomes(
     now: datetime,
     horizon: timedelta = DEFAULT_HORIZON,
     skipped: list[ItemFailure] | None = None,
+    *,
+    accounts: Collection[int] | None = None,
+    due: DueTimes[int] | None = None,
 ) -> list[Decision]:
     """Decide every wait whose outcome is due, record first-seen answers; return the changes.
 
     A wait whose deadline cannot be computed is left undecided and added to ``skipped``; the
-    other waits are decided as usual.
+    other waits are decided as usual. ``accounts`` limits the work to those accounts (None:
+    every account); ``due`` is told when each account's next decision falls due by time alone.
     """
     since = now - horizon
     w, o = WAITS, OUTCOMES
@@ -99,7 +104,14 @@ def decide_outcomes(
         # A rebuilt wait that covers an earlier decision (its opening moved earlier after a
         # late message arrived) is the same customer waiting: never decide it twice.
         o.c.opened_at >= w.c.opened_at,
-        or_(w.c.closed_at.is_(None), o.c.opened_at < w.c.closed_at),
+        # A wait answered at the instant it opened (a reply stamped the same second) covers
+        # its own opening: without the equality it was decided again, and counted again in
+        # the outcome counters, at every round.
+        or_(
+            w.c.closed_at.is_(None),
+            o.c.opened_at < w.c.closed_at,
+            o.c.opened_at == w.c.opened_at,
+        ),
     )
     columns = (
         w.c.account_id,
@@ -111,7 +123,10 @@ def decide_outcomes(
         w.c.response_seconds,
         w.c.business_seconds,
     )
-    undecided = connection.execute(select(*columns).where(w.c.opened_at >= since, ~already))
+    query = select(*columns).where(w.c.opened_at >= since, ~already)
+    if accounts is not None:
+        query = query.where(w.c.account_id.in_(list(accounts)))
+    undecided = connection.execute(query)
     new_rows: list[dict[str, object]] = []
     changes: list[Decision] = []
     for account_id, channel, thread_id, opened, closed, tier, response, business in undecided:
@@ -132,8 +147,12 @@ def decide_outcomes(
                 # wait stays undecided, every other one is still decided this round.
                 if skipped is not None:
                     skipped.append(ItemFailure(_wait_name(account_id, thread_id, opened), err))
+                if due is not None:
+                    due.every_round(account_id, now)  # counted as skipped at every round
                 continue
             if deadline > now:
+                if due is not None:
+                    due.note(account_id, deadline, now)
                 continue
             outcome, decided_at = MISSED, deadline
         answered = judged if closed is not None and closed <= now else None
@@ -152,12 +171,17 @@ def decide_outcomes(
         changes.append(Decision((account_id, channel, tier), outcome, answered))
     if new_rows:
         connection.execute(insert_for(connection, OUTCOMES).on_conflict_do_nothing(), new_rows)
-    changes += _record_late_answers(connection, policies, since)
+    changes += _record_late_answers(connection, policies, now, since, accounts, due)
     return changes
 
 
 def _record_late_answers(
-    connection: Connection, policies: Callable[[int], AccountPolicy], since: datetime
+    connection: Connection,
+    policies: Callable[[int], AccountPolicy],
+    now: datetime,
+    since: datetime,
+    accounts: Collection[int] | None,
+    due: DueTimes[int] | None,
 ) -> list[Decision]:
     # Missed waits answered after their deadline: the answer still belongs in the histogram.
     w, o = WAITS, OUTCOMES
@@ -166,21 +190,38 @@ def _record_late_answers(
         o.c.thread_id == w.c.thread_id,
         o.c.opened_at == w.c.opened_at,
     )
-    rows = connection.execute(
+    query = (
         select(
             o.c.account_id,
             o.c.thread_id,
             o.c.opened_at,
             o.c.channel,
             o.c.tier,
+            w.c.closed_at,
             w.c.response_seconds,
             w.c.business_seconds,
         )
         .join(w, same_wait)
         .where(o.c.opened_at >= since, o.c.response_seconds.is_(None), w.c.closed_at.is_not(None))
-    ).all()
+    )
+    if accounts is not None:
+        query = query.where(o.c.account_id.in_(list(accounts)))
     changes = []
-    for account_id, thread_id, opened, channel, tier, response, business in rows:
+    for (
+        account_id,
+        thread_id,
+        opened,
+        channel,
+        tier,
+        closed,
+        response,
+        business,
+    ) in connection.execute(query).all():
+        if closed > now:
+            # An answer stamped ahead of the clock (allowed skew) counts once it has happened.
+            if due is not None:
+                due.note(account_id, closed, now)
+            continue
         judged = _judged(policies(account_id), response, business)
         if judged is None:
             continue

@@ -331,3 +331,18 @@ targets = { response_target = "45m", warn_after = "3m" }
     engine.dispose()
     assert 'replywatch_response_time_seconds_bucket{platform="facebook",account="shop",' in text
     assert 'le="2700.0"} 1.0\n' in text and 'le="180.0"} 0.0\n' in text
+
+
+def test_a_reply_in_the_same_second_is_decided_once(
+    store: tuple[Engine, AccountDirectory, Ingestor],
+) -> None:
+    """A wait answered at the instant it opened is met once, not again at every round."""
+    engine, directory, ingestor = store
+    ingestor.ingest([event("q", "customer", 0), event("a", "business", 0)], seen_at=T0)
+    now = T0 + timedelta(minutes=5)
+    rounds = []
+    for _ in range(3):
+        with engine.begin() as connection:
+            rounds.append(decide_outcomes(connection, lambda _id: directory.policy("shop"), now))
+    assert [[d.outcome for d in changes] for changes in rounds] == [["met"], [], []]
+    assert outcomes(engine) == {"met": 1}
