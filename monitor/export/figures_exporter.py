@@ -22,6 +22,7 @@ the conversation alerts count them), so a rule's series never comes and goes wit
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -72,13 +73,22 @@ _VALUES: tuple[Callable[[Figures], float | None], ...] = (
 
 
 @dataclass(frozen=True)
+class _LiveEntry:
+    """One account's part of the scrape-time families, kept between refreshes."""
+
+    # (label text, open count, oldest opening as Unix time or None when nobody waits)
+    row: tuple[str, int, float | None]
+    # The same per channel someone waits on.
+    channels: tuple[tuple[str, int, float], ...]
+    # Its lines of the deadline families (warning, breach).
+    deadlines: tuple[str, str]
+
+
+@dataclass(frozen=True)
 class _Snapshot:
     taken_at: datetime
     # Each family group (account totals, per channel, per tier) with its rows' label texts.
     rows: tuple[tuple[tuple[MetricSpec, ...], tuple[tuple[str, Figures], ...]], ...]
-    # (platform, account, channel) -> opening times of waits open when the snapshot was taken
-    # that had not closed by then.
-    open_waits: dict[tuple[str, str, str], tuple[datetime, ...]] = field(default_factory=dict)
     # account id -> (platform, account name)
     who: dict[int, tuple[str, str]] = field(default_factory=dict)
     # For the scrape-time render, per account then per channel (when broken down):
@@ -118,6 +128,8 @@ class FiguresSnapshot(Collector):
         self._due: DueTimes[str] = DueTimes()
         self._changed: set[str] = set()
         self._computed_at: datetime | None = None
+        # account id -> its open waits' part of the scrape-time families.
+        self._live: dict[int, _LiveEntry] = {}
 
     def mark_changed(self, keys: Iterable[tuple[str, str]]) -> None:
         """Note accounts whose waits changed (the ingestor calls this after each commit)."""
@@ -146,32 +158,28 @@ class FiguresSnapshot(Collector):
             dirty = None if full else changed | self._due.due(now)
             self._recompute(connection, now, breakdowns, dirty)
             who = account_names(connection)
-            result = connection.execute(
-                select(WAITS.c.account_id, WAITS.c.channel, WAITS.c.tier, WAITS.c.opened_at).where(
-                    WAITS.c.closed_at.is_(None)
-                )
-            )
-            open_waits: dict[tuple[str, str, str], list[datetime]] = {}
-            # (account id, channel, tier) -> the oldest opening the conversation alerts watch.
-            alerted: dict[tuple[int, str, str], datetime] = {}
-            since = now - self.accounts.config.alerts.max_age
-            for account_id, channel, tier, opened in result:
-                key = (*who[account_id], channel)
-                open_waits.setdefault(key, []).append(opened)
-                group = (account_id, channel, tier)
-                if since <= opened <= now and (group not in alerted or opened < alerted[group]):
-                    alerted[group] = opened
+            self._refresh_live(connection, who, now, dirty)
         if full:
             self._computed_at = now
         rows = tuple(
             (families, tuple(row for name in sorted(self._rows) for row in self._rows[name][i]))
             for i, (_by, families) in enumerate(_levels(breakdowns))
         )
-        frozen = {k: tuple(v) for k, v in open_waits.items()}
-        deadlines = self._deadline_lines(who, alerted)
-        live = _live_rows(frozen, who)
-        channels = _live_channel_rows(frozen) if "channel" in breakdowns else ()
-        snapshot = _Snapshot(now, rows, frozen, who, live, channels, deadlines)
+        # Every stored account in label order: a caught-up account reads 0, it does not vanish.
+        live = [self._live[ident] for ident in sorted(who, key=who.__getitem__)]
+        channels = tuple(row for entry in live for row in entry.channels)
+        deadlines = (
+            "".join(entry.deadlines[0] for entry in live),
+            "".join(entry.deadlines[1] for entry in live),
+        )
+        snapshot = _Snapshot(
+            now,
+            rows,
+            who,
+            tuple(entry.row for entry in live),
+            channels if "channel" in breakdowns else (),
+            deadlines,
+        )
         with self._lock:
             self._snapshot = snapshot
 
@@ -204,16 +212,81 @@ class FiguresSnapshot(Collector):
             # Only an incremental snapshot asks when figures next move (serve recomputes all).
             _note_next_changes(self._due, connection, self.accounts, fresh.keys(), now)
 
+    def _refresh_live(
+        self,
+        connection: Connection,
+        who: dict[int, tuple[str, str]],
+        now: datetime,
+        dirty: set[str] | None,
+    ) -> None:
+        """Re-read the open waits of ``dirty`` accounts (None: every account)."""
+        wanted = [
+            ident
+            for ident, (_platform, name) in who.items()
+            if dirty is None or name in dirty or ident not in self._live
+        ]
+        if not wanted:
+            return
+        query = select(WAITS.c.account_id, WAITS.c.channel, WAITS.c.tier, WAITS.c.opened_at).where(
+            WAITS.c.closed_at.is_(None)
+        )
+        if dirty is not None:
+            query = query.where(WAITS.c.account_id.in_(wanted))
+        waits: dict[int, list[tuple[str, str, datetime]]] = {ident: [] for ident in wanted}
+        for account_id, channel, tier, opened in connection.execute(query):
+            if account_id in waits:
+                waits[account_id].append((channel, tier, opened))
+        if dirty is None:
+            self._live = {}
+        for ident in wanted:
+            self._live[ident] = self._live_entry(who[ident], waits[ident], now)
+
+    def _live_entry(
+        self, names: tuple[str, str], waits: list[tuple[str, str, datetime]], now: datetime
+    ) -> _LiveEntry:
+        """One account's open-wait rows and deadline lines, from its open waits."""
+        platform, name = names
+        by_channel: dict[str, list[datetime]] = {}
+        # (channel, tier) -> the oldest opening the conversation alerts watch.
+        alerted: dict[tuple[str, str], datetime] = {}
+        max_age = self.accounts.config.alerts.max_age
+        since = now - max_age
+        for channel, tier, opened in waits:
+            by_channel.setdefault(channel, []).append(opened)
+            if since <= opened <= now and (
+                (channel, tier) not in alerted or opened < alerted[channel, tier]
+            ):
+                alerted[channel, tier] = opened
+            if self.incremental:
+                # The alerts stop watching a wait after max_age: its deadlines then drop out.
+                # A wait stored with an absurd time (year 9999) moves nothing.
+                with contextlib.suppress(OverflowError):
+                    self._due.note(name, opened + max_age + _INSTANT, now)
+        oldest = min((min(times) for times in by_channel.values()), default=None)
+        row = (
+            _label_text(_ACCOUNT_LABELS, names),
+            len(waits),
+            None if oldest is None else oldest.timestamp(),
+        )
+        # The channels someone waits on (a channel nobody ever wrote on has no series).
+        channels = tuple(
+            (
+                _label_text(_CHANNEL_OPEN_LABELS, (platform, name, channel)),
+                len(times),
+                min(times).timestamp(),
+            )
+            for channel, times in sorted(by_channel.items())
+        )
+        return _LiveEntry(row, channels, self._deadline_lines(names, alerted))
+
     def _deadline_lines(
-        self, who: dict[int, tuple[str, str]], alerted: dict[tuple[int, str, str], datetime]
+        self, names: tuple[str, str], alerted: dict[tuple[str, str], datetime]
     ) -> tuple[str, str]:
         # A wait's deadline only moves later with its opening (same targets, same calendar),
-        # so the oldest wait of each (account, channel, tier) holds that group's earliest.
-        first: dict[int, list[float]] = {ident: [math.inf, math.inf] for ident in who}
-        for (account_id, channel, tier), opened in alerted.items():
-            if account_id not in who:
-                continue
-            policy = self.accounts.policy(who[account_id][1])
+        # so the oldest wait of each (channel, tier) holds that group's earliest.
+        first = [math.inf, math.inf]
+        policy = self.accounts.policy(names[1])
+        for (channel, tier), opened in alerted.items():
             for slot, level in enumerate(("warning", "breach")):
                 try:
                     at = level_deadline(policy, channel, tier, opened, level).timestamp()
@@ -223,13 +296,13 @@ class FiguresSnapshot(Collector):
                 except ScheduleError:
                     # Holidays close every day: no business time passes, no alert ever fires.
                     continue
-                first[account_id][slot] = min(first[account_id][slot], at)
-        lines: tuple[list[str], list[str]] = ([], [])
-        for account_id, values in sorted(first.items(), key=lambda item: who[item[0]]):
-            labels = _label_text(_ACCOUNT_LABELS, who[account_id])
-            for spec, out, value in zip(_DEADLINES, lines, values, strict=True):
-                out.append(f"{spec.name}{{{labels}}} {_number(value, spec.unit)}\n")
-        return "".join(lines[0]), "".join(lines[1])
+                first[slot] = min(first[slot], at)
+        labels = _label_text(_ACCOUNT_LABELS, names)
+        warning, breach = (
+            f"{spec.name}{{{labels}}} {_number(value, spec.unit)}\n"
+            for spec, value in zip(_DEADLINES, first, strict=True)
+        )
+        return warning, breach
 
     def render_live(self, openmetrics: bool = False) -> bytes:
         """The open-wait families in exposition format, aged to this instant (fast path)."""
@@ -506,34 +579,6 @@ def _target_spans(policy: AccountPolicy) -> tuple[timedelta, ...]:
         for targets in profile.all_targets:
             spans |= {targets.response_target, targets.reply_deadline}
     return tuple(sorted(spans))
-
-
-def _live_rows(
-    open_waits: dict[tuple[str, str, str], tuple[datetime, ...]],
-    who: dict[int, tuple[str, str]],
-) -> tuple[tuple[str, int, float | None], ...]:
-    # Every stored account, waiting or not: a caught-up account reads 0, it does not vanish.
-    totals: dict[tuple[str, str], list[datetime]] = {names: [] for names in who.values()}
-    for (platform, account, _channel), times in open_waits.items():
-        totals.setdefault((platform, account), []).extend(times)
-    return tuple(
-        (
-            _label_text(_ACCOUNT_LABELS, names),
-            len(times),
-            min(times).timestamp() if times else None,
-        )
-        for names, times in sorted(totals.items())
-    )
-
-
-def _live_channel_rows(
-    open_waits: dict[tuple[str, str, str], tuple[datetime, ...]],
-) -> tuple[tuple[str, int, float | None], ...]:
-    # The channels someone waits on (a channel nobody ever wrote on has no series).
-    return tuple(
-        (_label_text(_CHANNEL_OPEN_LABELS, key), len(times), min(times).timestamp())
-        for key, times in sorted(open_waits.items())
-    )
 
 
 def _age(now: float, oldest: float | None) -> str:

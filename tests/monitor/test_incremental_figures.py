@@ -24,6 +24,9 @@ START = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)  # a Monday
 # Three accounts: built-in targets; business hours (their deadlines move with the clock);
 # a channel profile with a one-day window (its waits leave the window sooner).
 CONFIG = """
+[alerts]
+max_age = "5h"  # no target is 5 h: the end of the watch is its own instant
+
 [metrics]
 breakdowns = ["channel", "tier"]
 
@@ -105,6 +108,8 @@ def test_incremental_refresh_equals_a_full_one(tmp_path_factory: object, steps: 
             oracle = FiguresSnapshot(engine, directory, lambda: clock[0])
             oracle.refresh()
             assert incremental.render_static().decode() == oracle.render_static().decode()
+            # The scrape-time families too: open waits per account and channel, deadlines.
+            assert incremental.render_live().decode() == oracle.render_live().decode()
     finally:
         engine.dispose()
 
