@@ -13,7 +13,9 @@ Run with ``make bench-poll`` (``.venv/bin/python bench/poll.py --accounts 5000 -
    as a burst (50 at a time, as many as replywatch polled); its CPU time is measured.
 
 Targets (issue 17): replywatch's CPU per poll at most 1.3x the paced bare client's, every due
-poll made (polls are counted at the fake, where they arrive), peak memory under 250 MB.
+poll made (polls are counted at the fake, where they arrive), peak memory under 250 MB; the
+exit code is 1 when one is missed. ``--results FILE`` appends the judged figures for
+``bench/all.py``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.fake_graph_server import page_id, token
+from bench.results import Baseline, Result, add_results_option, record
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CPU_RATIO = 1.3
@@ -162,11 +165,12 @@ async def run(
     folder: Path,
     profile: Path | None = None,
     py_spy: Path | None = None,
+    results: Path | None = None,
 ) -> int:
     """Run both measurements and print the report; no process outlives it, even on error."""
     children: list[asyncio.subprocess.Process] = []
     try:
-        return await _measure(children, accounts, minutes, folder, profile, py_spy)
+        return await _measure(children, accounts, minutes, folder, profile, py_spy, results)
     finally:
         for child in children:
             if child.returncode is None:
@@ -181,6 +185,7 @@ async def _measure(
     folder: Path,
     profile: Path | None,
     py_spy: Path | None,
+    results: Path | None,
 ) -> int:
     python = sys.executable
     root = Path(__file__).resolve().parent.parent
@@ -318,7 +323,41 @@ async def _measure(
         print(f"busiest functions of the monitor (py-spy, {py_spy}): inclusive, self")
         for inclusive, own, function in top_functions(py_spy):
             print(f"  {inclusive:6.1%} {own:6.1%}  {function}")
-    return 0 if ours / theirs <= CPU_RATIO and memory < PEAK_MB and polls >= fewest else 1
+    at = f"{accounts:,} accounts, {minutes:g} min"
+    judged = [
+        Result(
+            "poll",
+            f"CPU per 1,000 polls ({at})",
+            ours,
+            "s",
+            Baseline(theirs, "bare aiohttp client, same pages, same pace"),
+            ours / theirs,
+            f"<= {CPU_RATIO}x the baseline",
+            ours / theirs <= CPU_RATIO,
+        ),
+        Result(
+            "poll",
+            f"polls made, counted at the fake ({at})",
+            polls,
+            "",
+            None,
+            None,
+            f">= {fewest:,} (every due poll, with the jitter)",
+            polls >= fewest,
+        ),
+        Result(
+            "poll",
+            f"peak memory ({at})",
+            memory,
+            "MB",
+            None,
+            None,
+            f"< {PEAK_MB} MB",
+            memory < PEAK_MB,
+        ),
+    ]
+    record(results, judged)
+    return 0 if all(result.passed for result in judged) else 1
 
 
 def main() -> int:
@@ -330,10 +369,11 @@ def main() -> int:
     parser.add_argument(
         "--py-spy", type=Path, help="sample the steady state with py-spy into this file"
     )
+    add_results_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="replywatch-poll-") as folder:
         return asyncio.run(
-            run(args.accounts, args.minutes, Path(folder), args.profile, args.py_spy)
+            run(args.accounts, args.minutes, Path(folder), args.profile, args.py_spy, args.results)
         )
 
 

@@ -10,8 +10,10 @@ fetches it), and prints the rows of the README's budget table. The baseline, mea
 same run, renders the same number of samples from plain prometheus_client gauges.
 
 Targets, with the default ``[metrics]`` settings at 10,000 accounts: a scrape under 50 ms in
-either format, under 15 MB of text, at most 20 series per account. A last run at the largest
-size turns every ``[metrics]`` switch on, to show what each costs (reported, not judged).
+either format, under 15 MB of text, at most 20 series per account (judged at the largest size
+given; exit code 1 when one is missed). A last run at the largest size turns every
+``[metrics]`` switch on, to show what each costs (reported, not judged). ``--results FILE``
+appends the judged figures for ``bench/all.py``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.results import Baseline, Result, add_results_option, record
 from connectors.base import Event
 from monitor.config.loading import Config
 from monitor.config.schema import MetricsModel
@@ -189,11 +193,60 @@ def baseline_render(samples: int) -> object:
     return lambda: generate_latest(registry)
 
 
+def verdicts(rows: list[Measured]) -> list[Result]:
+    """The judged figures: both scrapes and the text at the largest size, series per account."""
+    largest = rows[-1]
+    at = f"at {largest.accounts:,} accounts"
+    baseline = Baseline(largest.baseline_ms, "prometheus_client, as many plain gauges")
+    scrapes = [("text", largest.scrape_ms), ("OpenMetrics", largest.openmetrics_ms)]
+    judged = [
+        Result(
+            "scrape",
+            f"scrape ({name}) {at}",
+            ms,
+            "ms",
+            baseline,
+            ms / largest.baseline_ms,
+            f"< {BUDGET_MS:g} ms",
+            ms < BUDGET_MS,
+        )
+        for name, ms in scrapes
+    ]
+    judged.append(
+        Result(
+            "scrape",
+            f"exposition text {at}",
+            largest.text_bytes / 1e6,
+            "MB",
+            None,
+            None,
+            f"< {BUDGET_BYTES / 1e6:g} MB",
+            largest.text_bytes < BUDGET_BYTES,
+        )
+    )
+    most = max(rows, key=lambda row: row.per_account)
+    judged.append(
+        Result(
+            "scrape",
+            "series per account (most, any size)",
+            most.per_account,
+            "",
+            None,
+            None,
+            f"<= {BUDGET_SERIES}",
+            most.per_account <= BUDGET_SERIES,
+        )
+    )
+    return judged
+
+
 def main() -> int:
+    """Parse the options, measure every size, print the budget table and the verdict."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, nargs="+", default=[100, 1_000, 10_000])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--seed", type=int, default=7)
+    add_results_option(parser)
     args = parser.parse_args()
 
     print(
@@ -214,11 +267,9 @@ def main() -> int:
         f"{largest.scrape_ms / largest.baseline_ms:.3f} of it (text), "
         f"{largest.openmetrics_ms / largest.baseline_ms:.3f} (OpenMetrics)"
     )
-    within = (
-        max(largest.scrape_ms, largest.openmetrics_ms) < BUDGET_MS
-        and largest.text_bytes < BUDGET_BYTES
-        and all(row.per_account <= BUDGET_SERIES for row in rows)
-    )
+    judged = verdicts(rows)
+    record(args.results, judged)
+    within = all(result.passed for result in judged)
     verdict = "within" if within else "OVER"
     print(
         f"{verdict} the budget at {largest.accounts:,} accounts: scrape under {BUDGET_MS:.0f} ms, "
