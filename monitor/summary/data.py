@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, select
 
 from monitor.store.accounts import AccountDirectory
-from monitor.store.stats import account_stats
+from monitor.store.rawsql import RawSql
+from monitor.store.stats import StatsRequest, account_stats_for
 from monitor.store.tables import ACCOUNTS, EVENTS, WAITS
 from monitor.summary.compose import (
     IsoWeek,
@@ -54,14 +55,16 @@ def read_week(
     """Everything the summary of ``week`` is made from, for the given accounts (all when empty)."""
     start, end = week.start, week.end
     last = week.previous()
-    this_rows = account_stats(
-        connection, directory, as_of=as_of, start=start, end=end, accounts=accounts
-    )
-    last_rows = account_stats(
-        connection, directory, as_of=as_of, start=last.start, end=last.end, accounts=accounts
-    )
-    channel_rows = account_stats(
-        connection, directory, as_of=as_of, start=start, end=end, accounts=accounts, by="channel"
+    this_rows, last_rows, channel_rows = account_stats_for(
+        connection,
+        directory,
+        [
+            StatsRequest(start, end),
+            StatsRequest(last.start, last.end),
+            StatsRequest(start, end, "channel"),
+        ],
+        as_of=as_of,
+        accounts=accounts,
     )
     names = [row.account for row in this_rows]
     return WeekRecords(
@@ -84,32 +87,33 @@ def _week_waits(
 ) -> list[StoredWait]:
     if not names:
         return []
-    w, e, a = WAITS, EVENTS, ACCOUNTS
-    opening = and_(e.c.account_id == w.c.account_id, e.c.message_id == w.c.opened_by)
-    rows = connection.execute(
-        select(
-            a.c.platform,
-            a.c.name,
-            w.c.channel,
-            w.c.opened_at,
-            w.c.closed_at,
-            w.c.tier,
-            w.c.rating,
-            w.c.response_seconds,
-            w.c.business_seconds,
-            e.c.thread_url,
-        )
-        .join(a, a.c.id == w.c.account_id)
-        .outerjoin(e, opening)
-        .where(
-            a.c.name.in_(list(names)),
-            w.c.opened_at >= start,
-            w.c.opened_at < end,
-            w.c.opened_at <= as_of,
-        )
+    # On the driver's cursor (monitor.store.rawsql): the busiest week of a large store holds
+    # hundreds of thousands of waits, and SQLAlchemy's per-value conversion cost seconds.
+    sql = RawSql(connection)
+    mark = sql.mark
+    rows = sql.fetch(
+        "SELECT a.platform, a.name, w.channel, w.opened_at, w.closed_at, w.tier, w.rating, "
+        "w.response_seconds, w.business_seconds, e.thread_url FROM waits w "
+        "JOIN accounts a ON a.id = w.account_id "
+        "LEFT OUTER JOIN events e ON e.account_id = w.account_id AND e.message_id = w.opened_by "
+        f"WHERE a.name IN ({sql.values(len(names))}) "
+        f"AND w.opened_at >= {mark} AND w.opened_at < {mark} AND w.opened_at <= {mark}",
+        (*names, sql.time(start), sql.time(end), sql.time(as_of)),
     )
+    read = sql.read_time
     return [
-        StoredWait(platform, name, channel, tier, opened, closed, rating, response, business, url)
+        StoredWait(
+            platform,
+            name,
+            channel,
+            tier,
+            read(opened),
+            None if closed is None else read(closed),
+            rating,
+            response,
+            business,
+            url,
+        )
         for platform, name, channel, opened, closed, tier, rating, response, business, url in rows
     ]
 
