@@ -42,8 +42,9 @@ from monitor.export import specs
 from monitor.export.specs import MetricSpec
 from monitor.notify.conversation_alerts import level_deadline
 from monitor.store.accounts import AccountDirectory, AccountPolicy, account_names
+from monitor.store.id_lists import any_of
 from monitor.store.sli import SliTotals, profile_buckets
-from monitor.store.stats import Grouping, StatsRow, account_stats
+from monitor.store.stats import Grouping, StatsRequest, StatsRow, account_stats_for
 from monitor.store.tables import ACCOUNTS, WAITS
 
 __all__ = ["FULL_EVERY", "FiguresSnapshot"]
@@ -87,8 +88,9 @@ class _LiveEntry:
 @dataclass(frozen=True)
 class _Snapshot:
     taken_at: datetime
-    # Each family group (account totals, per channel, per tier) with its rows' label texts.
-    rows: tuple[tuple[tuple[MetricSpec, ...], tuple[tuple[str, Figures], ...]], ...]
+    # Each family group (account totals, per channel, per tier): its families and, for each,
+    # every account's sample lines.
+    rows: tuple[tuple[tuple[MetricSpec, ...], tuple[str, ...]], ...]
     # account id -> (platform, account name)
     who: dict[int, tuple[str, str]] = field(default_factory=dict)
     # For the scrape-time render, per account then per channel (when broken down):
@@ -124,7 +126,8 @@ class FiguresSnapshot(Collector):
         # next move by time alone, and the accounts reported changed since the last refresh.
         self.incremental = incremental
         self.full_every = full_every
-        self._rows: dict[str, list[list[tuple[str, Figures]]]] = {}
+        # account -> per family group, per family: its sample lines, rendered once per change.
+        self._lines: dict[str, list[tuple[str, ...]]] = {}
         self._due: DueTimes[str] = DueTimes()
         self._changed: set[str] = set()
         self._computed_at: datetime | None = None
@@ -161,8 +164,12 @@ class FiguresSnapshot(Collector):
             self._refresh_live(connection, who, now, dirty)
         if full:
             self._computed_at = now
+        ordered = [self._lines[name] for name in sorted(self._lines)]
         rows = tuple(
-            (families, tuple(row for name in sorted(self._rows) for row in self._rows[name][i]))
+            (
+                families,
+                tuple("".join(lines[i][f] for lines in ordered) for f in range(len(families))),
+            )
             for i, (_by, families) in enumerate(_levels(breakdowns))
         )
         # Every stored account in label order: a caught-up account reads 0, it does not vanish.
@@ -195,18 +202,29 @@ class FiguresSnapshot(Collector):
             return
         names = sorted(dirty) if dirty is not None else ()
         levels = _levels(breakdowns)
-        fresh: dict[str, list[list[tuple[str, Figures]]]] = {}
-        for i, (by, _families) in enumerate(levels):
-            for row in account_stats(connection, self.accounts, as_of=now, by=by, accounts=names):
-                groups = fresh.setdefault(row.account, [[] for _ in levels])
-                groups[i].append(_labelled(row, by))
+        # One read of the waits for every family group (the account's, per channel, per tier).
+        tables = account_stats_for(
+            connection,
+            self.accounts,
+            [StatsRequest(by=by) for by, _families in levels],
+            as_of=now,
+            accounts=names,
+        )
+        grouped: dict[str, list[list[tuple[str, Figures]]]] = {}
+        for i, ((by, _families), table) in enumerate(zip(levels, tables, strict=True)):
+            for row in table:
+                grouped.setdefault(row.account, [[] for _ in levels])[i].append(_labelled(row, by))
+        fresh = {
+            name: [_sample_lines(families, rows[i]) for i, (_by, families) in enumerate(levels)]
+            for name, rows in grouped.items()
+        }
         if dirty is None:
-            self._rows = fresh
+            self._lines = fresh
         else:
             for name in dirty:
                 # An account no longer stored (none today) drops out; the others are replaced.
-                self._rows.pop(name, None)
-            self._rows.update(fresh)
+                self._lines.pop(name, None)
+            self._lines.update(fresh)
         self._due.forget(dirty)
         if self.incremental:
             # Only an incremental snapshot asks when figures next move (serve recomputes all).
@@ -231,7 +249,7 @@ class FiguresSnapshot(Collector):
             WAITS.c.closed_at.is_(None)
         )
         if dirty is not None:
-            query = query.where(WAITS.c.account_id.in_(wanted))
+            query = query.where(any_of(connection, WAITS.c.account_id, wanted))
         waits: dict[int, list[tuple[str, str, datetime]]] = {ident: [] for ident in wanted}
         for account_id, channel, tier, opened in connection.execute(query):
             if account_id in waits:
@@ -347,14 +365,14 @@ class FiguresSnapshot(Collector):
 
     def _render(self, snapshot: _Snapshot | None, live: bool, openmetrics: bool = False) -> str:
         out: list[str] = []
-        groups = snapshot.rows if snapshot else ((specs.WINDOW_FIGURES, ()),)
-        for families, rows in groups:
-            for spec, value_of in zip(families, _VALUES, strict=True):
-                out.append(_header(spec, openmetrics))
-                for labels, figures in rows:
-                    value = value_of(figures)
-                    if value is not None:
-                        out.append(f"{spec.name}{{{labels}}} {_number(value, spec.unit)}\n")
+        groups = (
+            snapshot.rows
+            if snapshot
+            else ((specs.WINDOW_FIGURES, ("",) * len(specs.WINDOW_FIGURES)),)
+        )
+        for families, texts in groups:
+            for spec, text in zip(families, texts, strict=True):
+                out += [_header(spec, openmetrics), text]
         out.append(_header(specs.FIGURES_SNAPSHOT, openmetrics))
         if snapshot is not None:
             taken = _number(snapshot.taken_at.timestamp())
@@ -496,6 +514,21 @@ def _levels(breakdowns: Sequence[str]) -> list[tuple[Grouping, tuple[MetricSpec,
     return [(by, families) for by, families in _LEVELS if by == "account" or by in breakdowns]
 
 
+def _sample_lines(
+    families: tuple[MetricSpec, ...], rows: Sequence[tuple[str, Figures]]
+) -> tuple[str, ...]:
+    """One account's sample lines of each family of a group (a figure that is unset has none)."""
+    texts = []
+    for spec, value_of in zip(families, _VALUES, strict=True):
+        lines = []
+        for labels, figures in rows:
+            value = value_of(figures)
+            if value is not None:
+                lines.append(f"{spec.name}{{{labels}}} {_number(value, spec.unit)}\n")
+        texts.append("".join(lines))
+    return tuple(texts)
+
+
 def _labelled(row: StatsRow, by: Grouping) -> tuple[str, Figures]:
     """A row's label text for its family group (an account's, or per channel or tier)."""
     if by == "account":
@@ -523,7 +556,9 @@ def _note_next_changes(
     wanted = {
         int(ident): name
         for ident, name in connection.execute(
-            select(ACCOUNTS.c.id, ACCOUNTS.c.name).where(ACCOUNTS.c.name.in_(list(names)))
+            select(ACCOUNTS.c.id, ACCOUNTS.c.name).where(
+                any_of(connection, ACCOUNTS.c.name, list(names))
+            )
         )
     }
     if not wanted:
@@ -542,7 +577,7 @@ def _note_next_changes(
 
     rows = connection.execute(
         select(WAITS.c.account_id, WAITS.c.opened_at, WAITS.c.closed_at).where(
-            WAITS.c.account_id.in_(list(wanted)),
+            any_of(connection, WAITS.c.account_id, wanted),
             or_(
                 WAITS.c.opened_at >= earliest,
                 WAITS.c.closed_at.is_(None),

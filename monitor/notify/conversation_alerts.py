@@ -20,6 +20,7 @@ from monitor.core.due_times import DueTimes
 from monitor.core.profiles import Targets
 from monitor.store.accounts import AccountPolicy
 from monitor.store.dialect_insert import insert_for
+from monitor.store.id_lists import any_of
 from monitor.store.tables import ALERTS, EVENTS, WAITS
 
 __all__ = [
@@ -130,8 +131,8 @@ def update_conversation_alerts(
     )
     firing = select(a).where(a.c.level != RESOLVED)
     if accounts is not None:
-        query = query.where(w.c.account_id.in_(list(accounts)))
-        firing = firing.where(a.c.account_id.in_(list(accounts)))
+        query = query.where(any_of(connection, w.c.account_id, accounts))
+        firing = firing.where(any_of(connection, a.c.account_id, accounts))
     open_waits = connection.execute(query).all()
     stored = {
         (int(row.account_id), row.thread_id, row.opened_at): row

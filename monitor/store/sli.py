@@ -26,6 +26,7 @@ from monitor.core.profiles import Profile
 from monitor.core.round_health import ItemFailure
 from monitor.store.accounts import AccountPolicy
 from monitor.store.dialect_insert import insert_for
+from monitor.store.id_lists import any_of
 from monitor.store.tables import OUTCOMES, WAITS
 
 __all__ = [
@@ -125,7 +126,7 @@ def decide_outcomes(
     )
     query = select(*columns).where(w.c.opened_at >= since, ~already)
     if accounts is not None:
-        query = query.where(w.c.account_id.in_(list(accounts)))
+        query = query.where(any_of(connection, w.c.account_id, accounts))
     undecided = connection.execute(query)
     new_rows: list[dict[str, object]] = []
     changes: list[Decision] = []
@@ -205,7 +206,7 @@ def _record_late_answers(
         .where(o.c.opened_at >= since, o.c.response_seconds.is_(None), w.c.closed_at.is_not(None))
     )
     if accounts is not None:
-        query = query.where(o.c.account_id.in_(list(accounts)))
+        query = query.where(any_of(connection, o.c.account_id, accounts))
     changes = []
     for (
         account_id,

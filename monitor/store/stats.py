@@ -19,6 +19,7 @@ from monitor.core.figures import Figures, WaitFacts, Window, window_figures
 from monitor.core.profiles import Profile
 from monitor.core.waits import ThreadEvent, derive_waits
 from monitor.store.accounts import AccountDirectory, AccountPolicy
+from monitor.store.id_lists import any_of, raw_any_of
 from monitor.store.rawsql import RawSql
 from monitor.store.tables import ACCOUNTS, EVENTS
 
@@ -98,7 +99,10 @@ def account_stats_for(
     if stored:
         earliest = min(w[t.account_id].start for w in windows for t in stored)
         latest = max(w[t.account_id].end for w in windows for t in stored)
-        for account_id, item in _stored_waits(connection, stored, earliest, latest, as_of):
+        # Only the asked-for accounts' waits when some were named (an incremental refresh
+        # names the few that changed); every wait in one scan otherwise.
+        read = _stored_waits(connection, stored, earliest, latest, as_of, named=bool(accounts))
+        for account_id, item in read:
             facts[account_id].append(item)
     for target in derived:
         facts[target.account_id] = _derive(connection, target, profile)
@@ -127,7 +131,7 @@ def _targets(
         ACCOUNTS.c.name, ACCOUNTS.c.platform
     )
     if names:
-        query = query.where(ACCOUNTS.c.name.in_(list(names)))
+        query = query.where(any_of(connection, ACCOUNTS.c.name, names))
     return [
         _Target(int(ident), name, platform, directory.policy(name))
         for ident, name, platform in connection.execute(query)
@@ -158,17 +162,27 @@ def _stored_waits(
     earliest: datetime,
     latest: datetime,
     as_of: datetime,
+    named: bool = False,
 ) -> Iterable[tuple[int, WaitFacts]]:
     # Waits opened in the widest window, plus every wait still open at as_of. Read on the
     # driver cursor: this can be a million rows.
     wanted = {t.account_id for t in targets}
     sql = RawSql(connection)
     mark, time = sql.mark, sql.time
+    only, ids = raw_any_of(sql, "account_id", sorted(wanted)) if named else ("", ())
+    if named:
+        only += " AND "
     rows = sql.fetch(
         "SELECT account_id, opened_at, closed_at, response_seconds, business_seconds, tier, "
-        f"channel FROM waits WHERE (opened_at >= {mark} AND opened_at < {mark}) "
-        f"OR (opened_at <= {mark} AND (closed_at IS NULL OR closed_at > {mark}))",
-        (time(earliest), time(latest), time(as_of), time(as_of)),
+        f"channel FROM waits WHERE {only}((opened_at >= {mark} AND opened_at < {mark}) "
+        f"OR (opened_at <= {mark} AND (closed_at IS NULL OR closed_at > {mark})))",
+        (
+            *ids,
+            time(earliest),
+            time(latest),
+            time(as_of),
+            time(as_of),
+        ),
     )
     if sql.sqlite:
         # Inline parsing: a function call per value would cost more than the parse itself.

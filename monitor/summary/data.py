@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection
 
 from monitor.store.accounts import AccountDirectory
 from monitor.store.rawsql import RawSql
 from monitor.store.stats import StatsRequest, account_stats_for
-from monitor.store.tables import ACCOUNTS, EVENTS, WAITS
 from monitor.summary.compose import (
     IsoWeek,
     LongWait,
@@ -121,23 +120,21 @@ def _week_waits(
 def _waiting_now(connection: Connection, names: Sequence[str], as_of: datetime) -> list[LongWait]:
     if not names:
         return []
-    w, e, a = WAITS, EVENTS, ACCOUNTS
-    opening = and_(e.c.account_id == w.c.account_id, e.c.message_id == w.c.opened_by)
-    rows = connection.execute(
-        select(a.c.platform, a.c.name, w.c.channel, w.c.opened_at, w.c.rating, e.c.thread_url)
-        .join(a, a.c.id == w.c.account_id)
-        .outerjoin(e, opening)
-        .where(
-            a.c.name.in_(list(names)),
-            w.c.closed_at.is_(None),
-            w.c.opened_at >= as_of - WAITING_NOW_SINCE,
-            w.c.opened_at <= as_of,
-        )
-        .order_by(w.c.opened_at)
+    # On the driver's cursor, as _week_waits: tens of thousands of open waits in a large store.
+    sql = RawSql(connection)
+    mark = sql.mark
+    rows = sql.fetch(
+        "SELECT a.platform, a.name, w.channel, w.opened_at, w.rating, e.thread_url FROM waits w "
+        "JOIN accounts a ON a.id = w.account_id "
+        "LEFT OUTER JOIN events e ON e.account_id = w.account_id AND e.message_id = w.opened_by "
+        f"WHERE a.name IN ({sql.values(len(names))}) AND w.closed_at IS NULL "
+        f"AND w.opened_at >= {mark} AND w.opened_at <= {mark} ORDER BY w.opened_at",
+        (*names, sql.time(as_of - WAITING_NOW_SINCE), sql.time(as_of)),
     )
-    return [
-        LongWait(
-            platform, name, channel, opened, (as_of - opened).total_seconds(), False, url, rating
-        )
-        for platform, name, channel, opened, rating, url in rows
-    ]
+    read = sql.read_time
+    waiting = []
+    for platform, name, channel, opened_text, rating, url in rows:
+        opened = read(opened_text)
+        waited = (as_of - opened).total_seconds()
+        waiting.append(LongWait(platform, name, channel, opened, waited, False, url, rating))
+    return waiting
