@@ -19,17 +19,32 @@ def poll(account: str, first: int, count: int) -> list[Event]:
 
 
 def test_an_account_keeps_twice_its_largest_poll() -> None:
-    """A quiet account with small polls keeps a few dozen ids, however long it runs; a busy
-    one keeps up to twice its largest poll, within the cap."""
+    """A quiet account with small polls keeps a few ids, however long it runs; a busy one
+    keeps up to twice its largest poll after the first, within the cap."""
     recent = RecentlyStored(per_account=2000)
     for n in range(500):
         recent.remember(poll("quiet", n * 5, 5), NOW)
     recent.remember(poll("busy", 0, 400), NOW)
     for n in range(10):
         recent.remember(poll("busy", 400 + n * 100, 100), NOW)
-    assert recent.bound(("facebook", "quiet")) == 64
-    assert len(recent._ids[("facebook", "quiet")]) == 64
-    assert len(recent._ids[("facebook", "busy")]) == 800
+    assert recent.bound(("facebook", "quiet")) == 16
+    assert len(recent._ids[("facebook", "quiet")]) == 16
+    assert len(recent._ids[("facebook", "busy")]) == 200
+
+
+def test_a_backfill_does_not_set_the_bound() -> None:
+    """The first batch (a week's backfill) is trimmed to the bound, keeping its newest
+    messages, which the next poll re-reads; its size is not taken as a poll's."""
+    recent = RecentlyStored()
+    key = ("facebook", "busy")
+    # Message m0 is the newest (poll() counts minutes back from NOW), m999 the oldest.
+    backfill = poll("busy", 0, 1000)
+    recent.remember(backfill, NOW)
+    recent.remember_cursor(key, {"since": "1"})
+    assert recent.bound(key) == 16
+    assert set(recent._ids[key]) == {f"m{i}" for i in range(16)}
+    assert recent.covers(key, poll("busy", 0, 16), {"since": "1"}, NOW)
+    assert not recent.covers(key, poll("busy", 0, 17), {"since": "1"}, NOW)
 
 
 def test_the_last_poll_is_still_covered() -> None:
