@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 
 .PHONY: demo test check fuzz bench bench-ingest bench-poll bench-scrape bench-summary bench-soak \
-	bench-soak-long bench-cluster clean
+	bench-soak-long bench-cluster bench-caches clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ bench-summary: $(STAMP)
 # One /metrics scrape at 100, 1,000 and 10,000 accounts (about 1.5 minutes).
 bench-scrape: $(STAMP)
 	$(BIN)/python bench/scrape.py
+
+# What each long-lived in-memory structure of `replywatch run` holds at 5,000 and 10,000
+# accounts (tracemalloc; about 1.5 minutes).
+bench-caches: $(STAMP)
+	$(BIN)/python bench/caches.py
 
 # Import and stats of one million events against raw sqlite3 (about 1.5 minutes).
 bench-ingest: $(STAMP)

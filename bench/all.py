@@ -20,6 +20,8 @@ Sizes, and why (estimates from runs of each part on the 2-core development machi
   About 1-2 minutes. Run alone (``--only summary``) it makes its own store.
 * ``scrape``: 100, 1,000 and 10,000 accounts, 7 scrapes each (its defaults; the targets are
   at 10,000), about 1.5 minutes.
+* ``caches``: what each long-lived in-memory structure holds at 5,000 and 10,000 accounts
+  (reported, no target), about 1.5 minutes.
 * ``poll``: 5,000 accounts for 3 minutes (its targets are defined at 5,000), about 6.5
   minutes with the backfill and the bare client's burst.
 
@@ -52,17 +54,19 @@ RESULTS_MD = ROOT / "bench" / "RESULTS.md"
 QUICK_MD = Path("/tmp/replywatch-bench-quick.md")
 STDERR_LINES = 15
 # The order they run in: summary reuses the store ingest leaves.
-BENCHMARKS = ("ingest", "summary", "scrape", "poll")
+BENCHMARKS = ("ingest", "summary", "scrape", "caches", "poll")
 FULL = {
     "ingest": ["--events", "1000000", "--accounts", "1000"],
     "summary": [],
     "scrape": ["--accounts", "100", "1000", "10000", "--runs", "7"],
+    "caches": ["--accounts", "5000", "10000"],
     "poll": ["--accounts", "5000", "--minutes", "3"],
 }
 QUICK = {
     "ingest": ["--events", "20000", "--accounts", "100"],
     "summary": ["--events", "20000", "--accounts", "100"],
     "scrape": ["--accounts", "100", "1000", "--runs", "3"],
+    "caches": ["--accounts", "100"],
     "poll": ["--accounts", "100", "--minutes", "1"],
 }
 
