@@ -18,7 +18,7 @@ from monitor.cli.command import EXIT_USAGE, UsageError
 from monitor.cli.parser import build_parser
 from monitor.config.loading import ConfigError, default_config_path, load_config
 from monitor.config.secrets import SecretError
-from monitor.store.engine import DATABASE_ERRORS, StoreError, choose_database, database_failure
+from monitor.store.engine import StoreError, choose_database, database_errors, database_failure
 
 __all__ = ["main"]
 
@@ -55,7 +55,7 @@ def main(
     except (UsageError, StoreError, SecretError) as error:
         print(f"replywatch: {error}", file=err)
         return EXIT_USAGE
-    except DATABASE_ERRORS as error:
+    except database_errors() as error:
         # The store failed after it opened (a damaged page is found when it is read): one
         # line naming the database and what to do, not a traceback.
         print(f"replywatch: {database_failure(_database_of(args), error, 'use')}", file=err)

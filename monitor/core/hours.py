@@ -27,9 +27,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import holidays as holidays_lib
 
 __all__ = ["DAY_NAMES", "BusinessCalendar", "ScheduleError"]
 
@@ -298,7 +297,7 @@ def _zone(name: str) -> ZoneInfo:
 def _check_country(country: str, subdivision: str | None) -> tuple[str, str | None]:
     code = country.strip().upper()
     try:
-        holidays_lib.country_holidays(code)
+        _holidays_of(code)
     except NotImplementedError as err:
         raise ScheduleError(f"{country!r} is not a holiday country code") from err
     if subdivision is None:
@@ -306,7 +305,7 @@ def _check_country(country: str, subdivision: str | None) -> tuple[str, str | No
     # The holidays package wants "BY", but people write "by"; names like "Augsburg" keep case.
     for candidate in dict.fromkeys((subdivision.strip(), subdivision.strip().upper())):
         try:
-            holidays_lib.country_holidays(code, subdiv=candidate)
+            _holidays_of(code, subdivision=candidate)
         except NotImplementedError:
             continue
         return code, candidate
@@ -316,7 +315,15 @@ def _check_country(country: str, subdivision: str | None) -> tuple[str, str | No
 @lru_cache(maxsize=1024)
 def _country_holidays(country: str, subdivision: str | None, year: int) -> frozenset[date]:
     # One year at a time, on demand: expanding decades up front is slow for lunar calendars.
-    return frozenset(holidays_lib.country_holidays(country, subdiv=subdivision, years=year))
+    return frozenset(_holidays_of(country, subdivision, year))
+
+
+def _holidays_of(country: str, subdivision: str | None = None, year: int | None = None) -> Any:
+    # Imported here: the holidays package is about 8 MB resident, which only a monitor whose
+    # accounts name a holiday country needs.
+    import holidays
+
+    return holidays.country_holidays(country, subdiv=subdivision, years=year)
 
 
 def _as_date(value: date) -> date:

@@ -88,9 +88,11 @@ class _LiveEntry:
 @dataclass(frozen=True)
 class _Snapshot:
     taken_at: datetime
-    # Each family group (account totals, per channel, per tier): its families and, for each,
-    # every account's sample lines.
-    rows: tuple[tuple[tuple[MetricSpec, ...], tuple[str, ...]], ...]
+    # The families of each group (account totals, per channel, per tier) ...
+    groups: tuple[tuple[MetricSpec, ...], ...]
+    # ... and each account's sample lines of them, in label order (group, then family). The
+    # accounts' own tuples, not a copy joined per family: the text is held once, not twice.
+    lines: tuple[list[tuple[str, ...]], ...]
     # account id -> (platform, account name)
     who: dict[int, tuple[str, str]] = field(default_factory=dict)
     # For the scrape-time render, per account then per channel (when broken down):
@@ -164,14 +166,8 @@ class FiguresSnapshot(Collector):
             self._refresh_live(connection, who, now, dirty)
         if full:
             self._computed_at = now
-        ordered = [self._lines[name] for name in sorted(self._lines)]
-        rows = tuple(
-            (
-                families,
-                tuple("".join(lines[i][f] for lines in ordered) for f in range(len(families))),
-            )
-            for i, (_by, families) in enumerate(_levels(breakdowns))
-        )
+        groups = tuple(families for _by, families in _levels(breakdowns))
+        ordered = tuple(self._lines[name] for name in sorted(self._lines))
         # Every stored account in label order: a caught-up account reads 0, it does not vanish.
         live = [self._live[ident] for ident in sorted(who, key=who.__getitem__)]
         channels = tuple(row for entry in live for row in entry.channels)
@@ -181,7 +177,8 @@ class FiguresSnapshot(Collector):
         )
         snapshot = _Snapshot(
             now,
-            rows,
+            groups,
+            ordered,
             who,
             tuple(entry.row for entry in live),
             channels if "channel" in breakdowns else (),
@@ -365,14 +362,12 @@ class FiguresSnapshot(Collector):
 
     def _render(self, snapshot: _Snapshot | None, live: bool, openmetrics: bool = False) -> str:
         out: list[str] = []
-        groups = (
-            snapshot.rows
-            if snapshot
-            else ((specs.WINDOW_FIGURES, ("",) * len(specs.WINDOW_FIGURES)),)
-        )
-        for families, texts in groups:
-            for spec, text in zip(families, texts, strict=True):
-                out += [_header(spec, openmetrics), text]
+        groups = snapshot.groups if snapshot else (specs.WINDOW_FIGURES,)
+        accounts = snapshot.lines if snapshot else ()
+        for i, families in enumerate(groups):
+            for f, spec in enumerate(families):
+                out.append(_header(spec, openmetrics))
+                out += [lines[i][f] for lines in accounts]
         out.append(_header(specs.FIGURES_SNAPSHOT, openmetrics))
         if snapshot is not None:
             taken = _number(snapshot.taken_at.timestamp())

@@ -32,7 +32,7 @@ from monitor.http.webhooks import (
     store_failure_fields,
 )
 from monitor.intake.csv_import import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, RowParser
-from monitor.store.engine import STORE_FAILURES
+from monitor.store.engine import store_failures
 
 __all__ = ["FIELDS", "EventToken", "EventsHook", "parse_event", "push_accounts"]
 
@@ -179,7 +179,7 @@ class EventsHook:
         if valid:
             try:
                 stored = await self.store(valid)
-            except STORE_FAILURES:
+            except store_failures():
                 log.exception(
                     "events hook: could not store %d event(s)",
                     len(valid),

@@ -34,7 +34,7 @@ from connectors.telegram_webhook import (
 )
 from monitor.core.intake_bounds import IntakeBounds
 from monitor.export.metrics import Metrics
-from monitor.store.engine import STORE_FAILURES
+from monitor.store.engine import store_failures
 from monitor.store.intake_screen import describe, screen_events
 
 __all__ = [
@@ -166,7 +166,7 @@ async def store_delivery(
     if events:
         try:
             await store(events)
-        except STORE_FAILURES:
+        except store_failures():
             log.exception(
                 "%s: could not store %d event(s)",
                 hook,

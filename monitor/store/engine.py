@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,25 +17,20 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
-try:  # PostgreSQL support is an optional extra
-    from psycopg import Error as _PsycopgError
-except ImportError:  # pragma: no cover - installed in every test environment
-    _PsycopgError = sqlite3.Error  # type: ignore[misc,assignment]
-
 __all__ = [
     "BULK_CACHE_MIB",
-    "DATABASE_ERRORS",
     "DEFAULT_DATABASE_URL",
     "MONITOR_CACHE_MIB",
-    "STORE_FAILURES",
     "StoreError",
     "choose_database",
     "current_revision",
+    "database_errors",
     "database_failure",
     "head_revision",
     "normalise_url",
     "open_engine",
     "redact_url",
+    "store_failures",
 ]
 
 DEFAULT_DATABASE_URL = "sqlite:///replywatch.db"
@@ -47,18 +43,26 @@ class StoreError(Exception):
     """The database cannot be opened or migrated; the message never shows a password."""
 
 
-# What a database can raise: SQLAlchemy's wrapped errors, and the drivers' own from the hot
-# paths that use the driver cursor directly (monitor.store.rawsql).
-DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, sqlite3.Error, _PsycopgError)
-# What storing can raise when the store, not the data, is the trouble: the database's errors,
-# SQLAlchemy's own (no pooled connection free in time) and the file system's (a full disk).
-# A pushed delivery that meets one is answered 503, so its sender delivers it again.
-STORE_FAILURES: tuple[type[Exception], ...] = (
-    SQLAlchemyError,
-    sqlite3.Error,
-    _PsycopgError,
-    OSError,
-)
+def database_errors() -> tuple[type[Exception], ...]:
+    """What a database can raise: SQLAlchemy's wrapped errors, and the drivers' own from the
+    hot paths that use the driver cursor directly (monitor.store.rawsql)."""
+    return (DBAPIError, sqlite3.Error, *_postgres_errors())
+
+
+def store_failures() -> tuple[type[Exception], ...]:
+    """What storing can raise when the store, not the data, is the trouble: the database's
+    errors, SQLAlchemy's own (no pooled connection free in time) and the file system's (a
+    full disk). A pushed delivery that meets one is answered 503, so its sender retries."""
+    return (SQLAlchemyError, sqlite3.Error, *_postgres_errors(), OSError)
+
+
+def _postgres_errors() -> tuple[type[Exception], ...]:
+    # psycopg is imported by SQLAlchemy only when a PostgreSQL store is opened (about 20 MB
+    # a SQLite deployment need not carry); until then none of its errors can be raised.
+    driver = sys.modules.get("psycopg")
+    return () if driver is None else (driver.Error,)
+
+
 # SQLite's words for a file that is not, or no longer, a database (SQLITE_NOTADB, _CORRUPT).
 _SQLITE_DAMAGE = {
     "file is not a database": "is not a valid SQLite database",
@@ -194,7 +198,7 @@ def open_engine(
     if migrate:
         try:
             upgrade(engine)
-        except DATABASE_ERRORS as err:
+        except database_errors() as err:
             # Not only OperationalError: a damaged SQLite file fails with DatabaseError.
             engine.dispose()
             raise StoreError(database_failure(target, err)) from None

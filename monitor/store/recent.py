@@ -39,8 +39,8 @@ class RecentlyStored:
     def __init__(self, per_account: int = 2000) -> None:
         self.per_account = per_account
         self._ids: dict[tuple[str, str], dict[str, float]] = {}
-        # The most events one committed batch held for the account, after its first batch
-        # (a backfill of days, which later polls never re-read whole).
+        # The most events a recent committed batch held for the account (halved at each
+        # smaller one), its first batch left out (a backfill, which no later poll re-reads).
         self._largest: dict[tuple[str, str], int] = {}
         self._cursors: dict[tuple[str, str], dict[str, str]] = {}
 
@@ -67,11 +67,12 @@ class RecentlyStored:
         """Record committed events."""
         batch: Counter[tuple[str, str]] = Counter((e.platform, e.account) for e in events)
         for key, count in batch.items():
-            # What the next poll can re-read is what a poll returns: twice the largest poll
-            # seen is enough to cover it. An account's first batch (its backfill) says
-            # nothing about that: a busy Page's week would otherwise keep 2,000 ids forever.
+            # What the next poll can re-read is what a poll returns: twice the largest recent
+            # poll is enough to cover it. It halves with each smaller poll, so a catch-up
+            # after an outage is forgotten in a few polls. An account's first batch (its
+            # backfill) says nothing of later polls: a busy Page's week would set the bound.
             if key in self._ids:
-                self._largest[key] = max(self._largest.get(key, 0), count)
+                self._largest[key] = max(count, self._largest.get(key, 0) // 2)
         # Oldest first, so the ids kept within the bound are the newest: the ones re-read.
         timed = sorted(
             ((stored_time(event, seen_at).timestamp(), event) for event in events),
@@ -82,12 +83,12 @@ class RecentlyStored:
             ids = self._ids.setdefault(key, {})
             previous = ids.pop(event.message_id, None)
             ids[event.message_id] = at if previous is None else min(previous, at)
-            if len(ids) > self.bound(key):
+            while len(ids) > self.bound(key):
                 del ids[next(iter(ids))]
 
     def bound(self, key: tuple[str, str]) -> int:
-        """How many ids this account keeps: twice its largest poll, at least 16, at most
-        ``per_account``."""
+        """How many ids this account keeps: twice its largest recent poll, at least 16, at
+        most ``per_account``."""
         return min(self.per_account, max(2 * self._largest.get(key, 0), _FEWEST))
 
     def remember_cursor(self, key: tuple[str, str], cursor: Mapping[str, str]) -> None:

@@ -20,7 +20,7 @@ def poll(account: str, first: int, count: int) -> list[Event]:
 
 def test_an_account_keeps_twice_its_largest_poll() -> None:
     """A quiet account with small polls keeps a few ids, however long it runs; a busy one
-    keeps up to twice its largest poll after the first, within the cap."""
+    keeps up to twice its largest recent poll after the first, within the cap."""
     recent = RecentlyStored(per_account=2000)
     for n in range(500):
         recent.remember(poll("quiet", n * 5, 5), NOW)
@@ -30,6 +30,11 @@ def test_an_account_keeps_twice_its_largest_poll() -> None:
     assert recent.bound(("facebook", "quiet")) == 16
     assert len(recent._ids[("facebook", "quiet")]) == 16
     assert len(recent._ids[("facebook", "busy")]) == 200
+    # Back to small polls: the burst is forgotten within a few polls, and so are its ids.
+    for n in range(10):
+        recent.remember(poll("busy", 2000 + n * 5, 5), NOW)
+    assert recent.bound(("facebook", "busy")) == 16
+    assert len(recent._ids[("facebook", "busy")]) == 16
 
 
 def test_a_backfill_does_not_set_the_bound() -> None:

@@ -8,10 +8,10 @@ from typing import TextIO
 from monitor.cli.command import EXIT_OK, Subcommands
 from monitor.config.loading import default_config_path, load_config
 from monitor.store.engine import (
-    DATABASE_ERRORS,
     StoreError,
     choose_database,
     current_revision,
+    database_errors,
     database_failure,
     head_revision,
     open_engine,
@@ -40,7 +40,7 @@ def _db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         with engine.connect() as connection:
             revision = current_revision(connection)
         print(f"schema revision {revision or 'none'} (newest: {head_revision()})", file=out)
-    except DATABASE_ERRORS as error:
+    except database_errors() as error:
         raise StoreError(database_failure(str(engine.url), error)) from None
     finally:
         engine.dispose()
