@@ -101,9 +101,9 @@ def account_stats_for(
         latest = max(w[t.account_id].end for w in windows for t in stored)
         # Only the asked-for accounts' waits when some were named (an incremental refresh
         # names the few that changed); every wait in one scan otherwise.
-        read = _stored_waits(connection, stored, earliest, latest, as_of, named=bool(accounts))
-        for account_id, item in read:
-            facts[account_id].append(item)
+        facts.update(
+            _stored_waits(connection, stored, earliest, latest, as_of, named=bool(accounts))
+        )
     for target in derived:
         facts[target.account_id] = _derive(connection, target, profile)
     tables = []
@@ -163,10 +163,11 @@ def _stored_waits(
     latest: datetime,
     as_of: datetime,
     named: bool = False,
-) -> Iterable[tuple[int, WaitFacts]]:
+) -> dict[int, list[WaitFacts]]:
     # Waits opened in the widest window, plus every wait still open at as_of. Read on the
     # driver cursor: this can be a million rows.
     wanted = {t.account_id for t in targets}
+    facts: dict[int, list[WaitFacts]] = {ident: [] for ident in wanted}
     sql = RawSql(connection)
     mark, time = sql.mark, sql.time
     only, ids = raw_any_of(sql, "account_id", sorted(wanted)) if named else ("", ())
@@ -188,16 +189,20 @@ def _stored_waits(
         # Inline parsing: a function call per value would cost more than the parse itself.
         parse, utc = datetime.fromisoformat, "+00:00"
         for account_id, opened, closed, response, business, tier, channel in rows:
-            if account_id in wanted:
+            found = facts.get(account_id)  # None: an account judged on derived waits
+            if found is not None:
                 closed_at = None if closed is None else parse(closed + utc)
-                facts = WaitFacts(parse(opened + utc), closed_at, response, business, tier, channel)
-                yield account_id, facts
-        return
+                found.append(
+                    WaitFacts(parse(opened + utc), closed_at, response, business, tier, channel)
+                )
+        return facts
     read = sql.read_time
     for account_id, opened, closed, response, business, tier, channel in rows:
-        if account_id in wanted:
+        found = facts.get(account_id)
+        if found is not None:
             closed_at = None if closed is None else read(closed)
-            yield account_id, WaitFacts(read(opened), closed_at, response, business, tier, channel)
+            found.append(WaitFacts(read(opened), closed_at, response, business, tier, channel))
+    return facts
 
 
 def _derive(connection: Connection, target: _Target, profile: Profile | None) -> list[WaitFacts]:
