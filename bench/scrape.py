@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from sqlalchemy import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.results import Baseline, Result, add_results_option, record
@@ -43,6 +44,7 @@ from monitor.core.profiles import BUILTIN_PROFILES
 from monitor.export.exposition import ExpositionCache
 from monitor.export.figures_exporter import FiguresSnapshot
 from monitor.export.metrics import Metrics
+from monitor.notify.alert_cycle import AlertCycle
 from monitor.store.accounts import AccountDirectory
 from monitor.store.engine import open_engine
 from monitor.store.ingest import Ingestor
@@ -113,6 +115,8 @@ class Measured:
     openmetrics_ms: float
     baseline_ms: float
     per_account: int
+    # The incremental monitor's round when one account changed: figures, then alerts (ms).
+    one_changed_ms: tuple[float, float] = (0.0, 0.0)
 
     def row(self) -> str:
         """One row of the README's budget table."""
@@ -160,6 +164,8 @@ def measure(accounts: int, runs: int, seed: int, settings: MetricsModel) -> Meas
         refresh = statistics.median(timed(snapshot.refresh, 3)) / 1000
         render = statistics.median(timed(exposition.refresh, 3)) / 1000
 
+        one_changed = round_with_one_change(engine, directory, totals, accounts)
+
         text = exposition.body(False)
         samples = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
         scrape = statistics.median(timed(lambda: exposition.body(False), runs))
@@ -177,7 +183,32 @@ def measure(accounts: int, runs: int, seed: int, settings: MetricsModel) -> Meas
         openmetrics,
         baseline,
         series_per_account(text),
+        one_changed,
     )
+
+
+def round_with_one_change(
+    engine: Engine, directory: AccountDirectory, totals: SliTotals, accounts: int
+) -> tuple[float, float]:
+    """Milliseconds of `replywatch run`'s figures refresh and alert round when one account
+    changed since the last: what cost follows when it follows change, not size."""
+    snapshot = FiguresSnapshot(
+        engine, directory, lambda: NOW, totals, include_live=False, incremental=True
+    )
+    alerts = AlertCycle(engine, directory, [], lambda: NOW, incremental=True)
+    snapshot.refresh()  # the first refresh and round derive every account
+    alerts._step(NOW, [])
+    changed = [("facebook", f"acct-{accounts // 2:05d}")]
+
+    def figures() -> None:
+        snapshot.mark_changed(changed)
+        snapshot.refresh()
+
+    def alert_round() -> None:
+        alerts.mark_changed(changed)
+        alerts._step(NOW, [])
+
+    return statistics.median(timed(figures, 5)), statistics.median(timed(alert_round, 5))
 
 
 def baseline_render(samples: int) -> object:
@@ -261,6 +292,10 @@ def main() -> int:
     full = measure(largest.accounts, args.runs, args.seed, ALL_DETAILS)
     print(f"every [metrics] switch on at {full.accounts:,} accounts:")
     print(full.row())
+    print("a round of `replywatch run` with one account changed (figures refresh, alert round):")
+    for row in rows:
+        figures, alerts = row.one_changed_ms
+        print(f"  {row.accounts:>6,} accounts: {figures:.1f} ms + {alerts:.1f} ms")
     print(
         f"baseline at {largest.accounts:,} accounts, prometheus_client rendering "
         f"{largest.samples:,} plain gauges: {largest.baseline_ms:.0f} ms; the scrape is "
