@@ -75,10 +75,19 @@ class AccountDirectory:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._ids: dict[tuple[str, str], int] = {}
+        # Policies are immutable and the config never changes under a directory: each is
+        # built once (rounds ask for thousands a minute).
+        self._policies: dict[str, AccountPolicy] = {}
 
     def policy(self, name: str) -> AccountPolicy:
         """The derivation policy for an account name."""
-        return policy_for(self.config, name)
+        found = self._policies.get(name)
+        if found is None:
+            # Every account the config does not name shares one default policy.
+            key = name if name in self.config.accounts else ""
+            found = self._policies.get(key) or policy_for(self.config, name)
+            self._policies[key] = found
+        return found
 
     def ensure(
         self, connection: Connection, keys: set[tuple[str, str]]
