@@ -8,9 +8,9 @@ the life of the process, the way its runtime (``monitor.service.runtime``) build
 * ``RecentlyStored``, filled as steady polling fills it: per account one backfill batch of
   a few messages, then small polls (each re-reading the previous poll's newest message, the
   overlap) until the account holds its bound (the fewest ids an account keeps, as its polls
-  are small) and a few polls past it. The old fixed 2,000 ids per account is estimated from
-  a sample of accounts filled to 2,000 ids by large polls, scaled to the size (20 million
-  entries are not allocated).
+  are small) and a few polls past it. Its most, every account at the cap of 2,000 ids (polls
+  of 1,000 messages), is estimated from a sample of accounts filled that way, scaled to the
+  size (20 million entries are not allocated).
 * ``AlertCycle`` (incremental) after ``load()`` and one ``_step``, its decisions added to its
   totals as ``run()`` adds them: its due times and its ``SliTotals``.
 * ``FiguresSnapshot`` (incremental, reading those totals) after a full ``refresh()``: the
@@ -205,10 +205,10 @@ def fewest_ids() -> int:
 
 
 def measure_recent(accounts: int) -> list[Held]:
-    """RecentlyStored at the quiet steady state, and the old fixed 2,000 ids estimated."""
+    """RecentlyStored at the quiet steady state, and at its cap (estimated from a sample)."""
     size, ids = recent_size(lambda: fill_recent(accounts))
-    # The old bound, 2,000 whatever the polls bring: polls of 1,000 set today's bound to
-    # 2,000 too, so filling a sample that way measures the old per-account cost.
+    # The cap, 2,000 ids: polls of 1,000 messages set an account's bound to it, so filling a
+    # sample that way measures the most an account can hold.
     sample = min(OLD_SAMPLE, max(1, accounts // 10))
     old, old_ids = recent_size(
         lambda: fill_recent(sample, new_per_poll=OLD_BOUND // 2 - NEW_PER_POLL)
@@ -224,8 +224,9 @@ def measure_recent(accounts: int) -> list[Held]:
             size,
         ),
         Held(
-            "RecentlyStored, old fixed bound",
-            f"the same with {OLD_BOUND:,} ids per account ({old / old_ids:.0f} B per id)",
+            "RecentlyStored, every account at its cap",
+            f"the same if every account's polls brought {OLD_BOUND // 2:,} messages: "
+            f"{OLD_BOUND:,} ids each ({old / old_ids:.0f} B per id)",
             f"{OLD_BOUND:,} per account",
             round(old / sample * accounts),
             "estimate",

@@ -22,8 +22,8 @@ def test_every_structure_has_a_positive_size_and_a_row() -> None:
     # Outside the structures, or what is left of their objects once emptied: may round to 0.
     small = {"not attributed", "AlertCycle, FiguresSnapshot, ExpositionCache (the rest)"}
     assert all(size > 0 for name, size in sizes.items() if name not in small), sizes
-    # The old bound held 2,000 ids where a quiet account now keeps 64.
-    assert sizes["RecentlyStored, old fixed bound"] > 10 * sizes["RecentlyStored"]
+    # At its cap an account holds 2,000 ids, where a quiet one keeps a few.
+    assert sizes["RecentlyStored, every account at its cap"] > 10 * sizes["RecentlyStored"]
     table = readme_table([measured, measured], heap=100_000_000)
     rows = table.splitlines()[2:]
     # One row per structure, then the total and the imports' heap.
