@@ -63,3 +63,10 @@ def main(
     except KeyboardInterrupt:
         print("replywatch: interrupted", file=err)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`replywatch stats | head`): stop quietly, as other command-line
+        # tools do. Output still buffered would fail again at exit, so it goes nowhere.
+        if out is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141

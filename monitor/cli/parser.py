@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from importlib.metadata import PackageNotFoundError, version
 
 from monitor.cli.commands import (
     check_config,
@@ -29,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="replywatch",
         description="Watch how fast a business answers its customers on social media.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"replywatch {_version()}", help="print the version"
     )
     parser.add_argument(
         "--config",
@@ -61,3 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     for command in _COMMANDS:
         command.register(commands)
     return parser
+
+
+def _version() -> str:
+    """The installed package's version ("unknown" when run from a bare checkout)."""
+    try:
+        return version("replywatch")
+    except PackageNotFoundError:
+        return "unknown"
