@@ -131,8 +131,13 @@ def _format_of(path: str | None) -> str:
     if path is None:
         return "md"
     suffix = Path(path).suffix.lower().lstrip(".")
-    return (
-        {"htm": "html", "markdown": "md"}.get(suffix, suffix)
-        if suffix in ("html", "htm", "pdf", "md", "markdown")
-        else "md"
-    )
+    if not suffix:
+        return "md"
+    known = {"html": "html", "htm": "html", "pdf": "pdf", "md": "md", "markdown": "md"}
+    if suffix not in known:
+        # A file named .docx holding Markdown would open as garbage: refuse, name the choices.
+        raise SummaryUsageError(
+            f"cannot tell the format from {Path(path).name!r}: name it .md, .html or .pdf, "
+            "or pass --format"
+        )
+    return known[suffix]

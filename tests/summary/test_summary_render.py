@@ -295,3 +295,19 @@ def test_bad_options_get_one_clear_line(ibm_store: str, run_cli: RunCli) -> None
         result = run_cli("--database", ibm_store, "summary", *args)
         assert result.code == 2, args
         assert words in result.err and "Traceback" not in result.err, result.err
+
+
+def test_an_out_file_whose_format_is_unknown_is_refused(
+    ibm_store: str, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """`--out x.docx` would hold Markdown under a Word name: refused, nothing written; with
+    `--format` the name is the user's choice."""
+    docx = tmp_path / "summary.docx"
+    result = run_cli(
+        "--database", ibm_store, "summary", "--week", WEEK, "--as-of", AS_OF, "--out", str(docx)
+    )
+    assert result.code == 2
+    assert "'summary.docx'" in result.err and ".md, .html or .pdf" in result.err
+    assert not docx.exists()
+    summary_cli(run_cli, ibm_store, "--format", "md", "--out", str(docx))
+    assert docx.read_text(encoding="utf-8").startswith("# ")

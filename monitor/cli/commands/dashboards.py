@@ -41,7 +41,10 @@ def _build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 f"{GENERATED / uid}.json differs from the code: run `replywatch dashboards build`",
                 file=err,
             )
-        return EXIT_PROBLEMS if stale else EXIT_OK
+        if stale:
+            return EXIT_PROBLEMS
+        print(f"dashboards in {GENERATED} are up to date", file=out)
+        return EXIT_OK
     for path in write_all():
         print(f"wrote {path}", file=out)
     return EXIT_OK
