@@ -9,12 +9,28 @@ accounts whose instant has come instead of scanning every wait.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
-__all__ = ["DueTimes"]
+__all__ = ["FULL_EVERY", "INSTANT", "DueTimes", "full_round_due"]
 
 K = TypeVar("K", bound=Hashable)
+
+FULL_EVERY = timedelta(minutes=10)
+"""How often an incremental round derives every account anyway: a change it was not told of
+(an edit to the store by hand, a review edit that changes only a rating) is right again
+within this."""
+
+# The smallest step of a stored time: "just after" an instant.
+INSTANT = timedelta(microseconds=1)
+
+
+def full_round_due(
+    incremental: bool, last_full: datetime | None, now: datetime, every: timedelta
+) -> bool:
+    """Whether this round must derive every account: not incremental, never done since the
+    start or a failure, ``every`` has passed, or the clock went back."""
+    return not incremental or last_full is None or now - last_full >= every or now < last_full
 
 
 class DueTimes(Generic[K]):
@@ -22,9 +38,6 @@ class DueTimes(Generic[K]):
 
     def __init__(self) -> None:
         self._at: dict[K, datetime] = {}
-
-    def __len__(self) -> int:
-        return len(self._at)
 
     def note(self, key: K, at: datetime, now: datetime) -> None:
         """Keep ``at`` for ``key`` if it is after ``now`` and earlier than what is kept."""
@@ -46,7 +59,3 @@ class DueTimes(Generic[K]):
             return
         for key in keys:
             self._at.pop(key, None)
-
-    def get(self, key: K) -> datetime | None:
-        """The instant kept for ``key``, None when nothing moves it."""
-        return self._at.get(key)

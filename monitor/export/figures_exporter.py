@@ -33,26 +33,21 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
-from monitor.core.due_times import DueTimes
+from monitor.core.due_times import FULL_EVERY, INSTANT, DueTimes, full_round_due
 from monitor.core.figures import Figures
 from monitor.core.hours import ScheduleError
 from monitor.export import specs
 from monitor.export.specs import MetricSpec
 from monitor.notify.conversation_alerts import level_deadline
 from monitor.store.accounts import AccountDirectory, AccountPolicy, account_names
-from monitor.store.id_lists import any_of, raw_any_of
+from monitor.store.id_lists import raw_any_of
 from monitor.store.rawsql import RawSql
 from monitor.store.sli import SliTotals, profile_buckets
 from monitor.store.stats import Grouping, StatsRequest, StatsRow, account_stats_for
-from monitor.store.tables import ACCOUNTS
 
-__all__ = ["FULL_EVERY", "FiguresSnapshot"]
-
-FULL_EVERY = timedelta(minutes=10)
-"""How often an incremental snapshot recomputes every account anyway: anything a change
-report could miss (another process writing the store) is right again within this."""
+__all__ = ["FiguresSnapshot"]
 
 # Label names in the order the text writes them: the table's, so parsers and the table agree.
 _ACCOUNT_LABELS = specs.WINDOW_WAITS.labels
@@ -154,16 +149,11 @@ class FiguresSnapshot(Collector):
         breakdowns = self.accounts.config.metrics.breakdowns
         with self._lock:
             changed, self._changed = self._changed, set()
-        full = (
-            not self.incremental
-            or self._computed_at is None
-            or now - self._computed_at >= self.full_every
-            or now < self._computed_at
-        )
+        full = full_round_due(self.incremental, self._computed_at, now, self.full_every)
         with self.engine.connect() as connection:
             dirty = None if full else changed | self._due.due(now)
-            self._recompute(connection, now, breakdowns, dirty)
             who = account_names(connection)
+            self._recompute(connection, now, breakdowns, dirty, who)
             self._refresh_live(connection, who, now, dirty)
         if full:
             self._computed_at = now
@@ -194,8 +184,9 @@ class FiguresSnapshot(Collector):
         now: datetime,
         breakdowns: Sequence[str],
         dirty: set[str] | None,
+        who: dict[int, tuple[str, str]],
     ) -> None:
-        """Recompute the figures of ``dirty`` accounts (None: every account)."""
+        """Recompute the figures of ``dirty`` accounts (None: every account) of ``who``."""
         if dirty is not None and not dirty:
             return
         names = sorted(dirty) if dirty is not None else ()
@@ -226,7 +217,8 @@ class FiguresSnapshot(Collector):
         self._due.forget(dirty)
         if self.incremental:
             # Only an incremental snapshot asks when figures next move (serve recomputes all).
-            _note_next_changes(self._due, connection, self.accounts, fresh.keys(), now)
+            wanted = {ident: name for ident, (_platform, name) in who.items() if name in fresh}
+            _note_next_changes(self._due, connection, self.accounts, wanted, now)
 
     def _refresh_live(
         self,
@@ -283,7 +275,7 @@ class FiguresSnapshot(Collector):
                 # The alerts stop watching a wait after max_age: its deadlines then drop out.
                 # A wait stored with an absurd time (year 9999) moves nothing.
                 with contextlib.suppress(OverflowError):
-                    self._due.note(name, opened + max_age + _INSTANT, now)
+                    self._due.note(name, opened + max_age + INSTANT, now)
         oldest = min((min(times) for times in by_channel.values()), default=None)
         row = (
             _label_text(_ACCOUNT_LABELS, names),
@@ -545,24 +537,17 @@ def _note_next_changes(
     due: DueTimes[str],
     connection: Connection,
     accounts: AccountDirectory,
-    names: Iterable[str],
+    wanted: dict[int, str],
     now: datetime,
 ) -> None:
-    """Note when each account's figures next move with no new event: the first of its waits
-    to leave its window, or of its open waits to reach a target (metrics.md 4).
+    """Note when each of the ``wanted`` accounts' (id -> name) figures next move with no new
+    event: the first of its waits to leave its window, or of its open waits to reach a target
+    (metrics.md 4).
 
     Early, never late: every window and every target of any of the account's profiles and
     tiers, in calendar time (a business-time deadline is never earlier). An account with
     business hours and a customer waiting is due at every refresh.
     """
-    wanted = {
-        int(ident): name
-        for ident, name in connection.execute(
-            select(ACCOUNTS.c.id, ACCOUNTS.c.name).where(
-                any_of(connection, ACCOUNTS.c.name, list(names))
-            )
-        )
-    }
     if not wanted:
         return
     policies = {name: accounts.policy(name) for name in set(wanted.values())}
@@ -592,9 +577,9 @@ def _note_next_changes(
         closed = None if closed_text is None else read(closed_text)
         # Times up to the allowed clock skew ahead: a wait enters the window (the window ends
         # before as_of) and an answer counts only once the clock has passed them.
-        keep(name, opened, _INSTANT)
+        keep(name, opened, INSTANT)
         if closed is not None:
-            keep(name, closed, _INSTANT)
+            keep(name, closed, INSTANT)
         for window in windows[name]:
             if now - window <= opened:
                 keep(name, opened, window)
@@ -604,10 +589,6 @@ def _note_next_changes(
                 continue
             for span in targets[name]:
                 keep(name, opened, span)
-
-
-# The smallest step of a stored time: "just after" an instant.
-_INSTANT = timedelta(microseconds=1)
 
 
 def _target_spans(policy: AccountPolicy) -> tuple[timedelta, ...]:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import aiohttp
 from sqlalchemy import Engine
 
-from monitor.core.due_times import DueTimes
+from monitor.core.due_times import FULL_EVERY, DueTimes, full_round_due
 from monitor.core.escaping import one_line
 from monitor.core.round_health import ItemFailure, RoundHealth
 from monitor.notify.conversation_alerts import (
@@ -34,13 +34,9 @@ from monitor.notify.receivers import AlertmanagerReceiver, AlertReceiver, Delive
 from monitor.store.accounts import AccountDirectory, AccountPolicy, account_names
 from monitor.store.sli import Decision, SliTotals, decide_outcomes, histogram_buckets
 
-__all__ = ["FULL_EVERY", "AlertCycle"]
+__all__ = ["AlertCycle"]
 
 log = logging.getLogger("monitor.alerts")
-
-FULL_EVERY = timedelta(minutes=10)
-"""How often an incremental cycle derives every account anyway: a change it was not told of
-(an edit to the store by hand) is caught within this."""
 
 
 @dataclass
@@ -55,7 +51,7 @@ class AlertCycle:
     # True where this process hears of every stored change (the store's single writer):
     # a round then derives only the accounts changed since the last one and those whose
     # deadlines have come, and every account each ``full_every``. The full round is the
-    # oracle the incremental one is tested against (tests/notify/test_incremental_alerts.py).
+    # oracle the incremental one is tested against (tests/monitor/test_incremental_alerts.py).
     incremental: bool = False
     full_every: timedelta = FULL_EVERY
     totals: SliTotals = field(init=False)
@@ -151,12 +147,9 @@ class AlertCycle:
         try:
             with self.engine.begin() as connection:
                 who = account_names(connection)
-                cache: dict[int, AccountPolicy] = {}
 
                 def policy(account_id: int) -> AccountPolicy:
-                    if account_id not in cache:
-                        cache[account_id] = self.accounts.policy(who[account_id][1])
-                    return cache[account_id]
+                    return self.accounts.policy(who[account_id][1])
 
                 scope = self._scope(now, who, changed)
                 if scope is not None and not scope:
@@ -189,12 +182,7 @@ class AlertCycle:
         self, now: datetime, who: dict[int, tuple[str, str]], changed: set[tuple[str, str]]
     ) -> set[int] | None:
         # The accounts this round derives; None: every one (a full round).
-        if (
-            not self.incremental
-            or self._full_at is None
-            or now - self._full_at >= self.full_every
-            or now < self._full_at
-        ):
+        if full_round_due(self.incremental, self._full_at, now, self.full_every):
             return None
         scope = self._due.due(now) | {ident for ident, names in who.items() if names in changed}
         # Past half the accounts, one scan of every wait costs less than a long list of ids.

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, select, update
 
-from monitor.core.due_times import DueTimes
+from monitor.core.due_times import INSTANT, DueTimes
 from monitor.core.profiles import Targets
 from monitor.store.accounts import AccountPolicy
 from monitor.store.dialect_insert import insert_for
@@ -267,17 +267,13 @@ def _note_next_moves(
     # the clock), at each level's deadline, and just after it becomes too old to watch.
     due.note(account_id, opened, now)
     try:
-        due.note(account_id, opened + max_age + _INSTANT, now)
+        due.note(account_id, opened + max_age + INSTANT, now)
         for level in LEVELS:
             due.note(account_id, level_deadline(policy, channel, tier, opened, level), now)
     except (OverflowError, ValueError):  # ScheduleError is a ValueError
         # No such instant (a year-9999 opening; holidays every day, so no business time
         # passes): this wait's alert never moves by time alone.
         return
-
-
-# The smallest step of a stored time: "just after" an instant.
-_INSTANT = timedelta(microseconds=1)
 
 
 def _targets(policy: AccountPolicy, channel: str, tier: str) -> Targets:

@@ -135,9 +135,11 @@ def test_a_refresh_with_nothing_changed_recomputes_no_account(sqlite_url: str) -
     recomputed: list[set[str] | None] = []
     original = snapshot._recompute
 
-    def spy(connection: object, now: datetime, breakdowns: object, dirty: set[str] | None) -> None:
+    def spy(
+        connection: object, now: datetime, breakdowns: object, dirty: set[str] | None, who: object
+    ) -> None:
         recomputed.append(None if dirty is None else set(dirty))
-        original(connection, now, breakdowns, dirty)  # type: ignore[arg-type]
+        original(connection, now, breakdowns, dirty, who)  # type: ignore[arg-type]
 
     snapshot._recompute = spy  # type: ignore[method-assign]
     clock[0] += timedelta(minutes=1)
