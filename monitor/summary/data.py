@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from monitor.store.accounts import AccountDirectory
+from monitor.store.id_lists import raw_any_of
 from monitor.store.rawsql import RawSql
 from monitor.store.stats import StatsRequest, account_stats_for
 from monitor.summary.compose import (
@@ -30,6 +31,12 @@ __all__ = ["IsoWeek", "WeekSummary", "read_week", "summarise_week"]
 # Only customers who wrote in the last month count as "still waiting now"; older open waits
 # are history nobody will answer any more.
 WAITING_NOW_SINCE = timedelta(days=30)
+
+# Waits with their account's names and the link of the message that opened each.
+_WAITS_WITH_LINKS = (
+    "FROM waits w JOIN accounts a ON a.id = w.account_id "
+    "LEFT OUTER JOIN events e ON e.account_id = w.account_id AND e.message_id = w.opened_by"
+)
 
 
 def summarise_week(
@@ -90,14 +97,13 @@ def _week_waits(
     # hundreds of thousands of waits, and SQLAlchemy's per-value conversion cost seconds.
     sql = RawSql(connection)
     mark = sql.mark
+    named, params = raw_any_of(sql, "a.name", names)
     rows = sql.fetch(
         "SELECT a.platform, a.name, w.channel, w.opened_at, w.closed_at, w.tier, w.rating, "
-        "w.response_seconds, w.business_seconds, e.thread_url FROM waits w "
-        "JOIN accounts a ON a.id = w.account_id "
-        "LEFT OUTER JOIN events e ON e.account_id = w.account_id AND e.message_id = w.opened_by "
-        f"WHERE a.name IN ({sql.values(len(names))}) "
+        f"w.response_seconds, w.business_seconds, e.thread_url {_WAITS_WITH_LINKS} "
+        f"WHERE {named} "
         f"AND w.opened_at >= {mark} AND w.opened_at < {mark} AND w.opened_at <= {mark}",
-        (*names, sql.time(start), sql.time(end), sql.time(as_of)),
+        (*params, sql.time(start), sql.time(end), sql.time(as_of)),
     )
     read = sql.read_time
     return [
@@ -123,13 +129,12 @@ def _waiting_now(connection: Connection, names: Sequence[str], as_of: datetime) 
     # On the driver's cursor, as _week_waits: tens of thousands of open waits in a large store.
     sql = RawSql(connection)
     mark = sql.mark
+    named, params = raw_any_of(sql, "a.name", names)
     rows = sql.fetch(
-        "SELECT a.platform, a.name, w.channel, w.opened_at, w.rating, e.thread_url FROM waits w "
-        "JOIN accounts a ON a.id = w.account_id "
-        "LEFT OUTER JOIN events e ON e.account_id = w.account_id AND e.message_id = w.opened_by "
-        f"WHERE a.name IN ({sql.values(len(names))}) AND w.closed_at IS NULL "
+        f"SELECT a.platform, a.name, w.channel, w.opened_at, w.rating, e.thread_url "
+        f"{_WAITS_WITH_LINKS} WHERE {named} AND w.closed_at IS NULL "
         f"AND w.opened_at >= {mark} AND w.opened_at <= {mark} ORDER BY w.opened_at",
-        (*names, sql.time(as_of - WAITING_NOW_SINCE), sql.time(as_of)),
+        (*params, sql.time(as_of - WAITING_NOW_SINCE), sql.time(as_of)),
     )
     read = sql.read_time
     waiting = []
